@@ -1,0 +1,45 @@
+# Touchpoint: the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint bench demo up down logs clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python -m pip install --quiet -e '.[local,test]'
+	@bash deploy/scripts/install-browser.sh || true
+	@touch $(STAMP)
+	@echo "installed into $(VENV)"
+
+run: install
+	@$(BIN)/touchpoint run
+
+test: install
+	@$(BIN)/python -m pytest
+
+lint: install
+	@$(BIN)/ruff check shared services tests
+
+bench: install
+	@$(BIN)/touchpoint bench
+
+demo: install
+	@$(BIN)/touchpoint demo
+
+up:
+	docker compose up -d --build
+
+down:
+	docker compose down
+
+logs:
+	docker compose logs -f --tail=100
+
+clean:
+	rm -rf $(VENV) .data .pytest_cache
