@@ -1,0 +1,1 @@
+"""Embedded Redis and Kafka-protocol broker for local runs, benchmarks and tests."""
