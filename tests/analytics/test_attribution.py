@@ -35,7 +35,10 @@ T0 = datetime(2026, 3, 1, 9, 0)
 
 
 def journey(
-    keys: list[str], converted: bool, value: float = 0.0, hours: list[float] | None = None,
+    keys: list[str],
+    converted: bool,
+    value: float = 0.0,
+    hours: list[float] | None = None,
     converted_after: float | None = None,
 ) -> Journey:
     hours = hours if hours is not None else [24.0 * i for i in range(len(keys))]
@@ -244,9 +247,12 @@ def test_shapley_hand_computed_with_conversion_rate_per_coalition():
     # conversions: a = 1 + 2 * 0.625 = 2.25, b = 1 + 2 * 0.375 = 1.75
     # revenue:     a = 10 + 120 * 0.625 = 85, b = 20 + 120 * 0.375 = 65
     journeys = [
-        journey(["a"], True, 10.0), journey(["a"], False),
-        journey(["b"], True, 20.0), *[journey(["b"], False)] * 3,
-        journey(["a", "b"], True, 80.0), journey(["b", "a"], True, 40.0),
+        journey(["a"], True, 10.0),
+        journey(["a"], False),
+        journey(["b"], True, 20.0),
+        *[journey(["b"], False)] * 3,
+        journey(["a", "b"], True, 80.0),
+        journey(["b", "a"], True, 40.0),
     ]
     result = shapley(journeys)
     assert result.conversions == pytest.approx({"a": 2.25, "b": 1.75})
@@ -328,7 +334,8 @@ def journeys_strategy(draw, max_journeys: int = 12) -> list[Journey]:
         converted = draw(st.booleans())
         value = draw(st.floats(0, 1000, allow_nan=False)) if converted else 0.0
         lag = draw(st.integers(0, 48))
-        result.append(journey(keys, converted, value, hours, hours[-1] + lag if converted else None))
+        converted_after = hours[-1] + lag if converted else None
+        result.append(journey(keys, converted, value, hours, converted_after))
     return result
 
 
@@ -349,7 +356,9 @@ def test_renaming_channels_renames_credits(journeys, renamed):
     renamed_journeys = [
         Journey(
             tuple(Touch(rename[t.key], t.at) for t in item.touches),
-            item.converted, item.value, item.converted_at,
+            item.converted,
+            item.value,
+            item.converted_at,
         )
         for item in journeys
     ]
@@ -377,9 +386,11 @@ def test_shapley_matches_permutation_enumeration(journeys):
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(1, 6).flatmap(
-    lambda n: st.tuples(st.just(n), st.lists(st.floats(-5, 5), min_size=2**n, max_size=2**n))
-))
+@given(
+    st.integers(1, 6).flatmap(
+        lambda n: st.tuples(st.just(n), st.lists(st.floats(-5, 5), min_size=2**n, max_size=2**n))
+    )
+)
 def test_shapley_values_are_efficient(game):
     n, values = game
     worth = dict(enumerate(values))
