@@ -1,0 +1,51 @@
+"""The ingestion service: touchpoint events in, onto Kafka."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from services.ingestion import api
+from services.ingestion.deps import IngestionMetrics, Runtime
+from services.ingestion.publisher import KafkaPublisher, Publisher
+from services.web.errors import install_error_handlers
+from services.web.health import health_router
+from services.web.observability import instrument
+from shared.settings import Settings
+from shared.touchpoints import load_catalog
+
+DESCRIPTION = """
+Receives customer touchpoint events from CRM systems, apps and marketing tools, validates them
+against the touchpoint catalog, and streams them onto Kafka (`touchpoints.v1`), keyed by
+customer so that each customer's events stay in order. A 202 means Kafka has the event.
+"""
+
+
+def create_app(settings: Settings, publisher: Publisher | None = None) -> FastAPI:
+    registry = CollectorRegistry()
+    runtime = Runtime(
+        settings=settings,
+        catalog=load_catalog(settings.touchpoint_catalog_file),
+        publisher=publisher or KafkaPublisher(settings),
+        metrics=IngestionMetrics(registry),
+        registry=registry,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        runtime.publisher.close()
+
+    app = FastAPI(
+        title="Touchpoint ingestion", version="1.0.0", description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    instrument(app, registry, "ingestion")
+    app.include_router(health_router("ingestion", {"kafka": runtime.publisher.check}))
+    app.include_router(api.router, tags=["events"])
+    return app

@@ -1,0 +1,1 @@
+"""HTTP plumbing every service uses: errors, request ids, metrics, health."""
