@@ -112,7 +112,8 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> Interva
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z / denominator * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return Interval(centre - half, centre + half)
+    # clamp float rounding: the exact limits lie in [0, 1]
+    return Interval(max(centre - half, 0.0), min(centre + half, 1.0))
 
 
 def newcombe_difference_interval(
@@ -124,8 +125,8 @@ def newcombe_difference_interval(
     b = wilson_interval(successes_b, n_b, confidence)
     difference = p_a - p_b
     return Interval(
-        difference - math.hypot(p_a - a.low, b.high - p_b),
-        difference + math.hypot(a.high - p_a, p_b - b.low),
+        max(difference - math.hypot(p_a - a.low, b.high - p_b), -1.0),
+        min(difference + math.hypot(a.high - p_a, p_b - b.low), 1.0),
     )
 
 
