@@ -121,6 +121,18 @@ def test_time_decay_without_conversion_time_measures_from_last_touch():
     assert result.revenue == pytest.approx({"email": 60.0, "sms": 30.0})
 
 
+def test_time_decay_survives_touches_many_half_lives_before_conversion():
+    # one-minute half-life, touches a year before converting: 2^-525600 underflows to 0,
+    # but the shares are still 2^-1 : 2^0 between touches one minute apart
+    year = 365 * 24.0
+    minute = 1 / 60
+    result = time_decay(
+        [journey(["sms", "email"], True, 30.0, [0, minute], minute + year)],
+        timedelta(minutes=1),
+    )
+    assert result.conversions == pytest.approx({"email": 2 / 3, "sms": 1 / 3})
+
+
 def test_position_based_gives_40_20_40():
     # A: 0.4 / 0.2 / 0.4; B (two touches): 0.5 / 0.5; D (one touch): 1
     # facebook 0.4 + 0.5 + 1 = 1.9, email 0.2, zalo 0.4 + 0.5 = 0.9

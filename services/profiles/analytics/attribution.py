@@ -127,8 +127,13 @@ def position_based(
 
 
 def time_decay_weights(journey: Journey, half_life: timedelta) -> list[float]:
-    end = journey.conversion_time
-    return [2.0 ** (-((end - touch.at) / half_life)) for touch in journey.touches]
+    """2^(-dt / half_life) scaled so the latest touch weighs 1.
+
+    The scale cancels when weights become shares, and it keeps old touches from all
+    underflowing to zero when the half-life is short.
+    """
+    latest = journey.touches[-1].at
+    return [2.0 ** (-((latest - touch.at) / half_life)) for touch in journey.touches]
 
 
 def position_based_weights(n_touches: int, first_share: float, last_share: float) -> list[float]:
