@@ -1,0 +1,1 @@
+"""Operator tooling: dead-letter inspection and replay, container health checks."""
