@@ -42,7 +42,8 @@ ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 PropertyKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\w.\-]+$")]
 PropertyValue = Annotated[str, StringConstraints(max_length=1000)] | bool | int | float | None
 Source = Annotated[
-    str, StringConstraints(pattern=r"^(api|import|simulator|recommender|webhook:[a-z0-9_\-]{1,40})$")
+    str,
+    StringConstraints(pattern=r"^(api|import|simulator|recommender|webhook:[a-z0-9_\-]{1,40})$"),
 ]
 
 

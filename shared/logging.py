@@ -42,9 +42,18 @@ class TextFormatter(logging.Formatter):
         return f"{text} [req {request_id}]" if request_id else text
 
 
+class ApiVersionFallbackFilter(logging.Filter):
+    """Drops kafka-python's errors about the ApiVersions fallback, which it then completes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return "ApiVersions" not in text and "checking_api_versions_recv" not in text
+
+
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(ApiVersionFallbackFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -71,13 +71,92 @@ class Settings(BaseSettings):
         300, ge=0, description="How far in the future occurred_at may be (seconds)."
     )
 
+    # --- API keys ----------------------------------------------------------------------
+    api_keys_file: Path | None = Field(
+        None, description="JSON key store (hashed keys with scopes); re-read when it changes."
+    )
+    api_key_pepper: SecretStr | None = Field(
+        None, description="Server-side secret mixed into every key hash (HMAC-SHA256 key)."
+    )
+    auth_disabled: bool = Field(
+        False, description="Development only: serve every API without keys (logged loudly)."
+    )
+
+    # --- Inbound webhooks ----------------------------------------------------------------
+    webhook_public_base_url: str | None = Field(
+        None, description="Public base URL the providers call (e.g. https://tp.example.com), "
+        "used where a signature covers the URL (HubSpot, Mandrill) behind a proxy.",
+    )
+    webhook_timestamp_tolerance_s: int = Field(
+        300, ge=30, le=3600, description="Oldest signed webhook timestamp accepted (seconds)."
+    )
+    webhook_zalo_max_age_s: int = Field(
+        86400, ge=60, description="Oldest Zalo OA event accepted; Zalo retries for 12 hours."
+    )
+    webhook_default_country_code: str = Field(
+        "84", pattern=r"^[1-9][0-9]{0,2}$",
+        description="Country calling code for local phone numbers (0xxx) in webhooks.",
+    )
+    webhook_hubspot_client_secret: SecretStr | None = Field(
+        None, description="HubSpot app client secret (X-HubSpot-Signature-v3)."
+    )
+    webhook_sendgrid_public_key: SecretStr | None = Field(
+        None, description="SendGrid signed Event Webhook verification key (base64 or PEM)."
+    )
+    webhook_mandrill_key: SecretStr | None = Field(
+        None, description="Mandrill webhook key (X-Mandrill-Signature)."
+    )
+    webhook_mailchimp_token: SecretStr | None = Field(
+        None, description="Secret `token` query parameter of the Mailchimp audience webhook URL."
+    )
+    webhook_meta_app_secret: SecretStr | None = Field(
+        None, description="Meta app secret (X-Hub-Signature-256) for Messenger and Instagram."
+    )
+    webhook_meta_verify_token: SecretStr | None = Field(
+        None, description="Verify token answered in Meta's hub.challenge handshake."
+    )
+    webhook_zalo_app_id: str | None = Field(None, description="Zalo app id (X-ZEvent-Signature).")
+    webhook_zalo_oa_secret_key: SecretStr | None = Field(
+        None, description="Zalo Official Account secret key (not the app secret)."
+    )
+    webhook_shopify_secret: SecretStr | None = Field(
+        None, description="Shopify webhook signing secret (X-Shopify-Hmac-Sha256)."
+    )
+    webhook_haravan_secret: SecretStr | None = Field(
+        None, description="Haravan webhook authentication secret (X-Haravan-Hmacsha256)."
+    )
+    webhook_mapping_file: Path | None = Field(
+        None, description="JSON mapping file declaring generic webhook providers."
+    )
+    webhook_generic_secrets: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='Secrets of the generic providers by name, as JSON: {"mautic": "..."}.',
+    )
+
+    # --- Outbound webhooks ---------------------------------------------------------------
+    outbound_max_attempts: int = Field(
+        8, ge=1, le=50, description="Delivery attempts before a message is marked dead."
+    )
+    outbound_backoff_base_s: float = Field(
+        2.0, gt=0, description="First retry delay; doubles per attempt, with full jitter."
+    )
+    outbound_backoff_max_s: float = Field(
+        3600.0, gt=0, description="Longest delay between two delivery attempts."
+    )
+    outbound_timeout_s: float = Field(10.0, gt=0, description="Timeout of one delivery request.")
+    outbound_consumer_group: str = Field(
+        "touchpoint-outbound", description="Consumer group reading decisions for subscribers."
+    )
+
     # --- Services ----------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Interface the HTTP services bind to.")
     ingestion_port: int = Field(8001, description="Ingestion service port.")
     profile_port: int = Field(8002, description="Profile service port.")
     recommender_port: int = Field(8003, description="Recommender service port.")
     data_dir: Path = Field(Path(".data"), description="Local state for `touchpoint run`.")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level."
+    )
     log_format: Literal["json", "text"] = Field("text", description="Log line format.")
 
     @field_validator("kafka_bootstrap_servers")

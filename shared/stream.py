@@ -8,6 +8,7 @@ else anonymous id), so one customer's events stay ordered in one partition.
 from __future__ import annotations
 
 import base64
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -76,10 +77,8 @@ def dead_letter_record(
         "dead_lettered_at": now.isoformat(),
         "original_base64": base64.b64encode(original).decode(),
     }
-    try:
+    with contextlib.suppress(UnicodeDecodeError):
         body["original"] = original.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
     headers: Headers = [
         ("ce_specversion", b"1.0"),
         ("ce_type", DEAD_LETTER_TYPE.encode()),

@@ -77,14 +77,16 @@ async def read_json_body(request: Request, max_bytes: int) -> Any | JSONResponse
                                 "type": "media_type"}])
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
-        return error_response(413, "payload_too_large",
-                              f"body is {declared} bytes; the limit is {max_bytes}")
+        message = f"body is {declared} bytes; the limit is {max_bytes}"
+        return error_response(413, "payload_too_large", message,
+                              [{"field": "(body)", "message": message, "type": "too_large"}])
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > max_bytes:
-            return error_response(413, "payload_too_large",
-                                  f"body exceeds the limit of {max_bytes} bytes")
+            message = f"body exceeds the limit of {max_bytes} bytes"
+            return error_response(413, "payload_too_large", message,
+                                  [{"field": "(body)", "message": message, "type": "too_large"}])
         chunks.append(chunk)
     try:
         return orjson.loads(b"".join(chunks))

@@ -53,6 +53,7 @@ class KafkaPublisher:
         self.settings = settings
         self._producer: KafkaProducer | None = None
         self._lock = threading.Lock()
+        self._last_failure: tuple[float, str] | None = None
 
     def _build(self) -> KafkaProducer:
         s = self.settings
@@ -93,15 +94,23 @@ class KafkaPublisher:
             for future in futures:
                 future.get(timeout=max(0.001, deadline - time.monotonic()))
         except KafkaTimeoutError as exc:
+            self._last_failure = (time.monotonic(), "acknowledgement timed out")
             raise BrokerUnavailableError(
                 f"Kafka did not acknowledge within {self.settings.kafka_send_timeout_s:g} s"
             ) from exc
         except KafkaError as exc:
+            self._last_failure = (time.monotonic(), str(exc))
             raise BrokerUnavailableError(f"Kafka refused the records: {exc}") from exc
 
     def check(self) -> None:
-        producer = self.producer()
-        if not producer.bootstrap_connected():
+        """Not ready while disconnected, or for 10 s after a send failed."""
+        if self._last_failure and time.monotonic() - self._last_failure[0] < 10:
+            raise BrokerUnavailableError(f"last send failed: {self._last_failure[1]}")
+        client = self.producer()._client  # kafka-python keeps its network client here
+        brokers = client.cluster.brokers()
+        connected = any(client.connected(b.nodeId) for b in brokers)
+        if not connected and not client.bootstrap_connected():
+            client.poll(timeout_ms=0)
             raise BrokerUnavailableError("not connected to any Kafka broker")
 
     def close(self) -> None:
