@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from services.ingestion import api
 from services.ingestion.deps import IngestionMetrics, Runtime
-from services.ingestion.publisher import KafkaPublisher, Publisher
+from services.streaming.publisher import KafkaPublisher, Publisher
 from services.web.errors import install_error_handlers
 from services.web.health import health_router
 from services.web.observability import instrument

@@ -26,7 +26,7 @@ def _import(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from services.ingestion.importer import import_file
-    from services.ingestion.publisher import KafkaPublisher
+    from services.streaming.publisher import KafkaPublisher
     from shared.errors import BrokerUnavailableError
     from shared.logging import configure_logging
     from shared.settings import load_settings

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from fastapi import Request
 from prometheus_client import CollectorRegistry, Counter
 
-from services.ingestion.publisher import Publisher
+from services.streaming.publisher import Publisher
 from shared.settings import Settings
 from shared.touchpoints import TouchpointCatalog
 

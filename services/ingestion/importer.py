@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from services.ingestion.publisher import Publisher
+from services.streaming.publisher import Publisher
 from shared.errors import InvalidEventError
 from shared.events import ValidationRules, validate_event
 from shared.stream import event_record

@@ -1,0 +1,1 @@
+"""Kafka adapters every service shares: acknowledged publishing and client options."""
