@@ -1,0 +1,19 @@
+-- Apply one event or decision delta to one subject, atomically with its dedupe check.
+-- KEYS: profile, timeline, tombstone, alias
+-- ARGV: dedupe id (8 bytes), packed delta state, timeline line ('' = none), timeline cap,
+--       dedupe cap, occurred epoch ms
+-- Returns {1} applied, {0} duplicate, {2} refused (erased), {3, customer} merged into customer.
+local occurred_ms = tonumber(ARGV[6])
+if refused_by_tombstone(KEYS[3], occurred_ms) then return {2} end
+local merged_into = redis.call('GET', KEYS[4])
+if merged_into then return {3, merged_into} end
+local packed = redis.call('GET', KEYS[1])
+local state = packed and cmsgpack.unpack(packed) or {}
+local ring = state.sn or ''
+if ring_has(ring, ARGV[1]) then return {0} end
+state.sn = nil
+merge_state(state, cmsgpack.unpack(ARGV[2]))
+state.sn = ring_trim(ring .. ARGV[1], tonumber(ARGV[5]))
+redis.call('SET', KEYS[1], cmsgpack.pack(state))
+if ARGV[3] ~= '' then timeline_insert(KEYS[2], ARGV[3], tonumber(ARGV[4])) end
+return {1}

@@ -1,0 +1,147 @@
+-- Shared by every profile script: the merge of packed profile states. It mirrors
+-- services/profiles/fold.py `merge_state` field by field; a test runs both on the same streams.
+local DAY_MS = 86400000
+local TOP_K = {bx = 10, oc = 30, ['do'] = 10}
+local MAX_ALIASES = 200
+
+-- Byte-wise string order (Lua's `<` on strings follows the server locale).
+local function str_less(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
+local function value_less(a, b)
+  if type(a) == 'number' and type(b) == 'number' then return a < b end
+  return str_less(tostring(a), tostring(b))
+end
+
+local function entry_less(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    if a[i] ~= b[i] then return value_less(a[i], b[i]) end
+  end
+  return #a < #b
+end
+
+-- Timeline lines start with a fixed-width base-36 time, so byte order is time order.
+local line_less = str_less
+
+local function merge_top_k(left, right, k)
+  local all = {}
+  for _, e in ipairs(left or {}) do all[#all + 1] = e end
+  for _, e in ipairs(right or {}) do all[#all + 1] = e end
+  if #all == 0 then return nil end
+  table.sort(all, entry_less)
+  local out = {}
+  for i = math.max(1, #all - k + 1), #all do out[#out + 1] = all[i] end
+  return out
+end
+
+local function merge_decayed(a, b)
+  if b.dr == nil then return end
+  if a.dr == nil then a.dr = b.dr; a.dc = b.dc; return end
+  local ref = math.max(a.dr, b.dr)
+  local adc, bdc = a.dc or {}, b.dc or {}
+  local horizons = {}
+  for h in pairs(adc) do horizons[h] = true end
+  for h in pairs(bdc) do horizons[h] = true end
+  local merged = {}
+  for h in pairs(horizons) do
+    local tau = tonumber(h) * DAY_MS
+    local fa = math.exp(-(ref - a.dr) / tau)
+    local fb = math.exp(-(ref - b.dr) / tau)
+    local left, right = adc[h] or {}, bdc[h] or {}
+    local out = {}
+    for name, v in pairs(left) do out[name] = v * fa + (right[name] or 0) * fb end
+    for name, v in pairs(right) do
+      if left[name] == nil then out[name] = 0 * fa + v * fb end
+    end
+    merged[h] = out
+  end
+  a.dr = ref
+  a.dc = merged
+end
+
+local function merge_state(a, b)
+  if b.n then
+    a.n = a.n or {}
+    for k, v in pairs(b.n) do a.n[k] = (a.n[k] or 0) + v end
+  end
+  if b.mx then
+    a.mx = a.mx or {}
+    for k, v in pairs(b.mx) do
+      local c = a.mx[k]
+      if c == nil or v > c then a.mx[k] = v end
+    end
+  end
+  if b.mn then
+    a.mn = a.mn or {}
+    for k, v in pairs(b.mn) do
+      local c = a.mn[k]
+      if c == nil or v < c then a.mn[k] = v end
+    end
+  end
+  if b.lw then
+    a.lw = a.lw or {}
+    for k, v in pairs(b.lw) do
+      local c = a.lw[k]
+      if c == nil or v[1] > c[1] or (v[1] == c[1] and str_less(c[2], v[2])) then a.lw[k] = v end
+    end
+  end
+  merge_decayed(a, b)
+  for field, k in pairs(TOP_K) do
+    if b[field] then a[field] = merge_top_k(a[field], b[field], k) end
+  end
+  if b.al then
+    local set, list = {}, {}
+    for _, x in ipairs(a.al or {}) do set[x] = true end
+    for _, x in ipairs(b.al) do set[x] = true end
+    for x in pairs(set) do list[#list + 1] = x end
+    table.sort(list, str_less)
+    while #list > MAX_ALIASES do table.remove(list) end
+    a.al = list
+  end
+end
+
+-- The dedupe ring: 8-byte ids, oldest first, at most `cap` of them.
+local function ring_has(ring, id)
+  local start = 1
+  while true do
+    local i = string.find(ring, id, start, true)
+    if not i then return false end
+    if (i - 1) % 8 == 0 then return true end
+    start = i + 1
+  end
+end
+
+local function ring_trim(ring, cap)
+  if #ring > cap * 8 then return string.sub(ring, #ring - cap * 8 + 1) end
+  return ring
+end
+
+local function timeline_insert(key, line, cap)
+  local last = redis.call('LINDEX', key, -1)
+  if (not last) or (not line_less(line, last)) then
+    redis.call('RPUSH', key, line)
+  else
+    local first = redis.call('LINDEX', key, 0)
+    if redis.call('LLEN', key) >= cap and not line_less(first, line) then return end
+    local items = redis.call('LRANGE', key, 0, -1)
+    for i = 1, #items do
+      if line_less(line, items[i]) then
+        redis.call('LINSERT', key, 'BEFORE', items[i], line)
+        break
+      end
+    end
+  end
+  redis.call('LTRIM', key, -cap, -1)
+end
+
+local function refused_by_tombstone(key, occurred_ms)
+  local erased = redis.call('GET', key)
+  return erased and occurred_ms <= tonumber(erased)
+end

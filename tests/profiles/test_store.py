@@ -1,0 +1,137 @@
+"""The Redis store against a real Redis: the Lua path must equal the pure fold."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from services.profiles.fold import (
+    FoldedProfile,
+    epoch_ms,
+    event_delta,
+    fold,
+    fold_all,
+    merge_profiles,
+)
+from services.profiles.store import Outcome, ProfileStore
+from shared import redis_keys as keys
+from shared.touchpoints import load_catalog
+from tests.profiles.state_compare import assert_same_profile
+from tests.profiles.streams import T0, event
+from tests.profiles.test_fold import deltas_of, streams
+
+CATALOG = load_catalog()
+
+
+@pytest.fixture
+def store(redis_client, settings):
+    return ProfileStore(redis_client, settings.redis_namespace, timeline_capacity=10)
+
+
+def test_same_event_delivered_three_times_counts_once(store):
+    delta = event_delta(event("e1", "web.purchase", value=100, currency="VND"), CATALOG, "c:c-1")
+    assert store.apply([delta, delta]) == [Outcome.APPLIED, Outcome.DUPLICATE]
+    assert store.apply([delta]) == [Outcome.DUPLICATE]
+    state = store.read("c:c-1").state
+    assert state["n"]["orders"] == 1 and state["n"]["rv:VND"] == 100 and state["n"]["ev"] == 1
+
+
+def test_out_of_order_events_match_the_clean_fold(store):
+    events = [event(f"e{m}", "web.visit", m) for m in (30, 10, 50, 0, 20, 40, 5)]
+    deltas = [event_delta(e, CATALOG, "c:c-1") for e in events]
+    store.apply(deltas)
+    got = store.read("c:c-1")
+    assert_same_profile(got, fold_all(deltas, timeline_capacity=10)["c:c-1"])
+    assert got.state["mx"]["ls"] == epoch_ms(T0) + 50 * 60_000
+
+
+# Each example writes to a namespace of its own, so sharing the client is safe.
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(streams(), st.randoms(use_true_random=False))
+def test_lua_path_equals_pure_fold_under_redelivery_and_interleaving(
+    redis_client, events, rnd
+):
+    store = ProfileStore(redis_client, f"h{uuid.uuid4().hex[:8]}", timeline_capacity=10)
+    delivered = deltas_of(events)
+    delivered += [rnd.choice(delivered) for _ in range(len(delivered) // 2)]
+    rnd.shuffle(delivered)
+    for start in range(0, len(delivered), 7):  # batches, as the consumer sends them
+        store.apply(delivered[start : start + 7])
+    clean = fold_all(deltas_of(events), timeline_capacity=10)
+    for subject, profile in clean.items():
+        assert_same_profile(store.read(subject), profile)
+
+
+def _anon(event_id, touchpoint, minutes, anon="v-9"):
+    return event_delta(event(event_id, touchpoint, minutes, customer_id=None, anonymous_id=anon),
+                       CATALOG, keys.anonymous_subject(anon))
+
+
+def test_identity_link_merges_history_once_and_redirects_later_events(store):
+    anon_deltas = [_anon("a1", "web.visit", 0), _anon("a2", "web.product_view", 20)]
+    cust_deltas = [event_delta(event("c1", "web.login", 10), CATALOG, "c:c-1")]
+    store.apply(anon_deltas + cust_deltas)
+
+    outcome = store.link("v-9", "c-1", epoch_ms(T0))
+    assert outcome.merged
+    assert not store.link("v-9", "c-1", epoch_ms(T0)).merged  # idempotent
+    assert store.read("a:v-9") is None and store.alias_target("v-9") == "c-1"
+
+    later = _anon("a3", "web.add_to_cart", 30)
+    assert store.apply([later, anon_deltas[0]]) == [Outcome.APPLIED, Outcome.DUPLICATE]
+
+    expected = merge_profiles(fold_all(cust_deltas, 10)["c:c-1"],
+                              fold_all(anon_deltas, 10)["a:v-9"], "v-9", 10)
+    expected, _ = fold(expected, replace(later, subject="c:c-1"), timeline_capacity=10)
+    assert_same_profile(store.read("c:c-1"), expected)
+
+
+def test_link_interrupted_after_first_step_completes_on_redelivery(store, redis_client):
+    store.apply([_anon("a1", "web.visit", 0)])
+    ns = store.namespace
+    anon_keys = [keys.profile_key(ns, "a:v-9"), keys.timeline_key(ns, "a:v-9"),
+                 keys.alias_key(ns, "a:v-9")]
+    store._take(keys=anon_keys, args=["c-1"])  # the crash happens right after step 1
+    assert store.apply([_anon("a2", "web.visit", 5)]) == [Outcome.APPLIED]  # redirected
+    assert store.link("v-9", "c-1", epoch_ms(T0)).merged
+    state = store.read("c:c-1").state
+    assert state["n"]["ev"] == 2 and state["al"] == ["v-9"]
+
+
+def test_first_link_wins(store):
+    store.link("v-9", "c-1", epoch_ms(T0))
+    outcome = store.link("v-9", "c-2", epoch_ms(T0))
+    assert not outcome.merged and outcome.conflict_with == "c-1"
+
+
+def test_erasure_removes_everything_and_late_events_do_not_resurrect(store, redis_client):
+    store.apply([event_delta(event("c1", "web.login", 10, anonymous_id="v-9"), CATALOG,
+                             "c:c-1"), _anon("a1", "web.visit", 0)])
+    store.link("v-9", "c-1", epoch_ms(T0))
+    report = store.erase("c-1", epoch_ms(T0) + 3_600_000)
+    assert report.existed and report.aliases == ["v-9"] and report.keys_deleted >= 2
+    assert store.read("c:c-1") is None and store.alias_target("v-9") is None
+    late = [event_delta(event("c2", "web.visit", 30), CATALOG, "c:c-1"), _anon("a2", "web.visit",
+                                                                              40)]
+    assert store.apply(late) == [Outcome.REFUSED_ERASED, Outcome.REFUSED_ERASED]
+    assert store.read("c:c-1") is None and store.read("a:v-9") is None
+    replayed = event_delta(event("c1", "web.login", 10), CATALOG, "c:c-1")
+    assert store.apply([replayed]) == [Outcome.REFUSED_ERASED]
+    after = event_delta(event("c3", "web.visit", 120), CATALOG, "c:c-1")
+    assert store.apply([after]) == [Outcome.APPLIED]
+    assert store.read("c:c-1").state["n"]["ev"] == 1
+    leftover = [k for k in redis_client.scan_iter(match=f"{store.base}*")
+                if b"erased" not in k and b"c:c-1}:" not in k]
+    assert leftover == []
+
+
+def test_memory_of_a_small_profile_is_measured(store):
+    deltas = [event_delta(event(f"e{i}", "web.visit", i), CATALOG, "c:c-1") for i in range(5)]
+    store.apply(deltas)
+    assert 0 < store.memory_usage("c:c-1") < 2048
+    assert isinstance(store.read("c:c-1"), FoldedProfile)
