@@ -51,6 +51,18 @@ class Settings(BaseSettings):
         5.0, gt=0, description="How long a request waits for broker acknowledgement before 503."
     )
     kafka_consumer_group: str = Field("touchpoint-profiles", description="Profile consumer group.")
+    profile_consumer_batch_size: int = Field(
+        500, ge=1, le=50_000, description="Records the profile consumer applies per batch."
+    )
+    profile_max_consecutive_dead_letters: int = Field(
+        100, ge=1, description="Undecodable records in a row that stop the profile consumer."
+    )
+    profile_timeline_length: int = Field(
+        100, ge=1, le=1000, description="Latest touchpoints kept in each profile's timeline."
+    )
+    profile_dedupe_window: int = Field(
+        512, ge=16, le=100_000, description="Latest event ids remembered per profile (dedupe)."
+    )
 
     # --- Redis -------------------------------------------------------------------------
     redis_url: str = Field("redis://localhost:6379/0", description="Redis connection URL.")
