@@ -12,7 +12,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --upgrade pip
-	@$(BIN)/python -m pip install --quiet -e '.[local,test]'
+	@$(BIN)/python -m pip install --quiet -e '.[local,test,tracing]'
 	@bash deploy/scripts/install-browser.sh || true
 	@touch $(STAMP)
 	@echo "installed into $(VENV)"

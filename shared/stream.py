@@ -8,6 +8,7 @@ else anonymous id), so one customer's events stay ordered in one partition.
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 import contextlib
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,8 +31,10 @@ class Record:
     headers: Headers
 
 
-def event_record(event: TouchpointEvent, request_id: str | None = None) -> Record:
-    """The Kafka record carrying one validated event."""
+def event_record(
+    event: TouchpointEvent, request_id: str | None = None, extra_headers: Sequence[tuple[str, bytes]] = ()
+) -> Record:
+    """The Kafka record carrying one validated event (extra headers: e.g. `traceparent`)."""
     headers: Headers = [
         ("ce_specversion", b"1.0"),
         ("ce_id", event.event_id.encode()),
@@ -44,6 +47,7 @@ def event_record(event: TouchpointEvent, request_id: str | None = None) -> Recor
     ]
     if request_id:
         headers.append((REQUEST_ID_HEADER, request_id.encode()))
+    headers.extend(extra_headers)
     value = event.model_dump_json(exclude_none=True).encode()
     return Record(key=event.identity.encode(), value=value, headers=headers)
 
