@@ -83,6 +83,24 @@ class Settings(BaseSettings):
         300, ge=0, description="How far in the future occurred_at may be (seconds)."
     )
 
+    # --- Rate limits -------------------------------------------------------------------
+    rate_limit_enabled: bool = Field(
+        True, description="Limit requests per API key (token bucket in Redis; 429 when empty)."
+    )
+    rate_limit_per_s: float = Field(
+        100.0, gt=0, le=1_000_000, description="Requests per second each API key may sustain."
+    )
+    rate_limit_burst: int = Field(
+        200, ge=1, le=10_000_000, description="Requests an API key may send at once (bucket size)."
+    )
+    rate_limit_redis_timeout_s: float = Field(
+        0.25, gt=0, le=10, description="Redis timeout of one limiter call; slower = let through."
+    )
+    rate_limit_redis_backoff_s: float = Field(
+        5.0, ge=0, le=300, description="How long the limiter lets requests through after a "
+        "Redis failure before asking Redis again.",
+    )
+
     # --- API keys ----------------------------------------------------------------------
     api_keys_file: Path | None = Field(
         None, description="JSON key store (hashed keys with scopes); re-read when it changes."
@@ -170,6 +188,13 @@ class Settings(BaseSettings):
         "INFO", description="Log level."
     )
     log_format: Literal["json", "text"] = Field("text", description="Log line format.")
+    log_hash_customer_ids: bool = Field(
+        True, description="Replace customer and anonymous ids in log lines by a keyed hash."
+    )
+    log_hash_salt: SecretStr | None = Field(
+        None, description="Key of the log id hash; unset = random per process (hashes then "
+        "only correlate within one process run).",
+    )
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod
