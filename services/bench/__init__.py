@@ -1,0 +1,1 @@
+"""`touchpoint bench`: the system on this machine, measured against its building blocks."""
