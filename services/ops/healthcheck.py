@@ -13,7 +13,7 @@ import urllib.request
 def probe(url: str, timeout_s: float = 3.0) -> tuple[bool, str]:
     """Whether `url` answers with a 2xx status, and a one-line explanation."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
             return 200 <= response.status < 300, f"{url}: {response.status}"
     except urllib.error.HTTPError as exc:
         return False, f"{url}: {exc.code}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,9 +41,11 @@ def test_error_status_exits_one(server: str, path: str) -> None:
     assert main([f"{server}{path}"]) == 1
 
 
-def test_refused_connection_exits_one(server: str) -> None:
-    port = int(server.rsplit(":", 1)[1])
-    assert main([f"http://127.0.0.1:{port + 1 if port < 65535 else 1}/healthz"]) == 1
+def test_refused_connection_exits_one() -> None:
+    with socket.socket() as probe_socket:  # a port that was free a moment ago
+        probe_socket.bind(("127.0.0.1", 0))
+        port = probe_socket.getsockname()[1]
+    assert main([f"http://127.0.0.1:{port}/healthz"]) == 1
 
 
 def test_usage_error_exits_two() -> None:
