@@ -178,6 +178,64 @@ class Settings(BaseSettings):
         "touchpoint-outbound", description="Consumer group reading decisions for subscribers."
     )
 
+    # --- Analytics ---------------------------------------------------------------------
+    analytics_consumer_group: str = Field(
+        "touchpoint-analytics", description="Consumer group keeping the analytics aggregates."
+    )
+    analytics_conversion_window_days: int = Field(
+        7, ge=1, le=90, description="A purchase within this many days after a touch converts it."
+    )
+    analytics_inactivity_days: int = Field(
+        30, ge=1, le=365, description="Days without events after which a non-buyer dropped out."
+    )
+    analytics_customer_ttl_days: int = Field(
+        180, ge=7, le=3650, description="How long per-customer analytics state is kept idle."
+    )
+    attribution_half_life_days: float = Field(
+        7.0, gt=0, le=365, description="Half-life of the time-decay attribution model (days)."
+    )
+    touchpoint_costs_file: Path | None = Field(
+        None, description='JSON cost per event by touchpoint or channel, e.g. {"email.send": 300}.'
+    )
+
+    # --- Recommender serving -------------------------------------------------------------
+    recommender_profile_timeout_ms: int = Field(
+        50, ge=1, le=5000, description="Longest wait for a profile read; slower = degraded answer."
+    )
+    recommender_holdout_share: float = Field(
+        0.05, ge=0, le=0.5, description="Share of customers in the no-contact control group."
+    )
+    recommender_holdout_salt: str = Field(
+        "touchpoint-holdout", min_length=1,
+        description="Salt of the holdout hash; changing it reshuffles the control group.",
+    )
+    recommender_exploration: Literal["epsilon_greedy", "softmax", "greedy"] = Field(
+        "epsilon_greedy", description="Exploration of the trained model's choices."
+    )
+    recommender_epsilon: float = Field(
+        0.1, ge=0, le=1, description="Epsilon of epsilon-greedy exploration."
+    )
+    recommender_temperature: float = Field(
+        0.05, gt=0, description="Softmax temperature, as a share of the largest candidate value."
+    )
+    recommender_prior_exploration: float = Field(
+        0.1, ge=0, le=1, description="Uniform exploration mixed into the cold-start prior policy."
+    )
+    recommender_action_levers: dict[str, float] = Field(
+        default_factory=dict,
+        description='Business weight per action multiplying its expected value, as JSON: '
+        '{"loyalty_reward": 1.5}.',
+    )
+    model_registry_dir: Path = Field(
+        Path(".data/models"), description="Model registry: versions, checksums, promoted pointer."
+    )
+    recommender_model_poll_s: float = Field(
+        5.0, gt=0, le=3600, description="How often the recommender checks the promoted model."
+    )
+    recommender_attribution_days: float = Field(
+        7.0, gt=0, le=90, description="Outcomes (and purchases) this long after a decision count."
+    )
+
     # --- Services ----------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Interface the HTTP services bind to.")
     ingestion_port: int = Field(8001, description="Ingestion service port.")
@@ -194,6 +252,9 @@ class Settings(BaseSettings):
     log_hash_salt: SecretStr | None = Field(
         None, description="Key of the log id hash; unset = random per process (hashes then "
         "only correlate within one process run).",
+    )
+    tracing_enabled: bool = Field(
+        False, description="Send OpenTelemetry traces to OTEL_EXPORTER_OTLP_ENDPOINT."
     )
 
     @field_validator("kafka_bootstrap_servers")

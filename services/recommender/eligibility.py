@@ -150,6 +150,8 @@ def _check(
     if profile.open_bad_experiences and not action.service_recovery:
         reasons = ", ".join(profile.open_bad_experiences)
         return Rejection("service_first", f"open bad experience ({reasons}): service first")
+    if action.service_recovery and not profile.open_bad_experiences:
+        return Rejection("service_first", "no open bad experience to recover from")
     if action.consent is not None:
         state = profile.consent.get(action.consent)
         if state != OPT_IN:

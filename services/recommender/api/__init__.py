@@ -1,0 +1,1 @@
+"""The recommender's HTTP API: routes, request/response models, dependencies."""

@@ -1,0 +1,86 @@
+"""Reading a customer's profile from Redis for a decision: one GET, bounded by a timeout.
+
+Key names come from `shared.redis_keys` (the profile service owns the layout). The active
+generation is re-read in the background (`refresh_generation`), never on the request path,
+so a decision costs exactly one round trip. A Redis that is down or slower than the timeout
+becomes `StoreUnavailableError`, which the pipeline turns into a degraded answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgpack
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from shared import redis_keys as keys
+from shared.errors import StoreUnavailableError
+
+# The dedupe ring stored next to the state is of no use to a decision.
+DEDUPE_RING_FIELD = "sn"
+
+
+def decode_profile(packed: bytes) -> dict[str, Any]:
+    """The stored profile state (msgpack) without its dedupe ring."""
+    state = msgpack.unpackb(
+        packed, raw=False, unicode_errors="surrogateescape", strict_map_key=False
+    )
+    if not isinstance(state, dict):
+        raise ValueError("stored profile is not a map")
+    state.pop(DEDUPE_RING_FIELD, None)
+    return state
+
+
+class ProfileReader:
+    """Profiles of one base namespace, read with the asyncio Redis client."""
+
+    def __init__(self, client: aioredis.Redis, base_namespace: str, timeout_s: float):
+        self.client = client
+        self.base = base_namespace
+        self.timeout_s = timeout_s
+        self._namespace = base_namespace
+
+    @classmethod
+    def from_url(cls, url: str, base_namespace: str, timeout_s: float) -> ProfileReader:
+        client = aioredis.Redis.from_url(
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            health_check_interval=0,
+            max_connections=64,
+        )
+        return cls(client, base_namespace, timeout_s)
+
+    @property
+    def namespace(self) -> str:
+        return self._namespace
+
+    async def _bounded(self, call: Any) -> Any:
+        try:
+            return await asyncio.wait_for(call, timeout=self.timeout_s)
+        except (TimeoutError, RedisError, OSError) as exc:
+            raise StoreUnavailableError(f"Redis unavailable: {type(exc).__name__}") from exc
+
+    async def refresh_generation(self) -> str:
+        raw = await self._bounded(self.client.get(keys.generation_pointer_key(self.base)))
+        self._namespace = keys.generation_namespace(self.base, raw.decode() if raw else None)
+        return self._namespace
+
+    async def read(self, customer_id: str) -> dict[str, Any] | None:
+        """The customer's state, or None for a customer never seen."""
+        key = keys.profile_key(self._namespace, keys.customer_subject(customer_id))
+        packed = await self._bounded(self.client.get(key))
+        if packed is None:
+            return None
+        try:
+            return decode_profile(packed)
+        except (ValueError, msgpack.UnpackException) as exc:
+            raise StoreUnavailableError(f"unreadable profile for {customer_id}: {exc}") from exc
+
+    async def ping(self) -> None:
+        await self._bounded(self.client.ping())
+
+    async def close(self) -> None:
+        await self.client.aclose()
