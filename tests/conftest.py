@@ -56,4 +56,5 @@ def settings(redis_server: EmbeddedRedis, kafka_broker: EmbeddedBroker, test_id:
         topic_decisions=f"decisions.v1.{test_id}",
         kafka_consumer_group=f"profiles-{test_id}",
         kafka_linger_ms=1,
+        auth_disabled=True,  # API-key tests pass their own key store
     )

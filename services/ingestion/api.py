@@ -14,7 +14,9 @@ from pydantic import BaseModel, Field
 
 from services.ingestion.deps import Runtime, get_runtime
 from services.ingestion.intake import BatchTooLargeError, take_events
+from services.web.auth import require_scope
 from services.web.errors import error_response
+from services.web.tracing import trace_headers
 from shared.errors import InvalidEventError, NotFoundError
 from shared.events import ValidationRules
 from shared.stream import event_record
@@ -97,6 +99,7 @@ async def read_json_body(request: Request, max_bytes: int) -> Any | JSONResponse
 
 @router.post(
     "/v1/events", status_code=202, response_model=Accepted, responses=ERROR_RESPONSES,
+    dependencies=[Depends(require_scope("events:write"))],
     summary="Send one touchpoint event or a batch",
     description=(
         "Accepts one event, or `{\"events\": [...]}` with at most 1,000 events (1 MiB). Answers "
@@ -133,7 +136,8 @@ async def post_events(request: Request, runtime: RuntimeDep) -> Any:
                 {"error": {"code": "invalid_events", "message": "no valid event in the batch",
                            "fields": fields, "rejected": result.rejected}}, status_code=422)
     request_id = request.scope.get("state", {}).get("request_id")
-    records = [event_record(event, request_id) for event in result.accepted]
+    tracing = trace_headers() if runtime.settings.tracing_enabled else []
+    records = [event_record(event, request_id, tracing) for event in result.accepted]
     await run_in_threadpool(runtime.publisher.publish, runtime.settings.topic_touchpoints, records)
     runtime.metrics.events_accepted.inc(len(records))
     return Accepted(accepted=len(records), rejected=len(result.rejected),

@@ -10,10 +10,13 @@ from prometheus_client import CollectorRegistry
 
 from services.ingestion import api
 from services.ingestion.deps import IngestionMetrics, Runtime
+from services.ingestion.webhooks.router import build_router as webhook_router
 from services.streaming.publisher import KafkaPublisher, Publisher
+from services.web.auth import install_auth
 from services.web.errors import install_error_handlers
 from services.web.health import health_router
 from services.web.observability import instrument
+from shared.api_keys import KeyStore
 from shared.settings import Settings
 from shared.touchpoints import load_catalog
 
@@ -24,7 +27,9 @@ customer so that each customer's events stay in order. A 202 means Kafka has the
 """
 
 
-def create_app(settings: Settings, publisher: Publisher | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, publisher: Publisher | None = None, key_store: KeyStore | None = None
+) -> FastAPI:
     registry = CollectorRegistry()
     runtime = Runtime(
         settings=settings,
@@ -45,7 +50,9 @@ def create_app(settings: Settings, publisher: Publisher | None = None) -> FastAP
     )
     app.state.runtime = runtime
     install_error_handlers(app)
+    install_auth(app, settings, key_store)
     instrument(app, registry, "ingestion")
     app.include_router(health_router("ingestion", {"kafka": runtime.publisher.check}))
     app.include_router(api.router, tags=["events"])
+    app.include_router(webhook_router(settings))
     return app

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.ingestion.app import create_app
-from services.ingestion.publisher import InMemoryPublisher
+from services.streaming.publisher import InMemoryPublisher
 from shared.settings import Settings
 
 NOW = datetime.now(UTC)
@@ -22,7 +22,7 @@ def publisher() -> InMemoryPublisher:
 
 @pytest.fixture
 def client(publisher: InMemoryPublisher) -> TestClient:
-    settings = Settings(max_body_bytes=200 * 1024, max_batch_events=1000)
+    settings = Settings(max_body_bytes=200 * 1024, max_batch_events=1000, auth_disabled=True)
     return TestClient(create_app(settings, publisher))
 
 
