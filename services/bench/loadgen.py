@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -158,7 +159,6 @@ class _Pool:
 
 async def _attempt(action: Action, index: int, intended: float, connection: Connection,
                    result: RunResult, timeout_s: float) -> None:
-    loop = asyncio.get_running_loop()
     try:
         status = await asyncio.wait_for(action(index, intended, connection), timeout_s)
     except TimeoutError:
@@ -170,7 +170,7 @@ async def _attempt(action: Action, index: int, intended: float, connection: Conn
         result.failures[type(exc).__name__] += 1
         return
     result.statuses[status] += 1
-    result.latencies_s.append(loop.time() - intended)
+    result.latencies_s.append(time.perf_counter() - intended)
 
 
 async def open_loop(host: str, port: int, action: Action, rate: float, duration_s: float,
@@ -190,13 +190,16 @@ async def open_loop(host: str, port: int, action: Action, rate: float, duration_
         finally:
             pool.release(connection)
 
-    start = loop.time() + 0.05
+    # perf_counter, not loop.time(): uvloop's clock only has millisecond resolution.
+    start = time.perf_counter() + 0.05
     for index, offset in enumerate(offsets):
         intended = start + offset
-        delay = intended - loop.time()
+        delay = intended - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        result.max_dispatch_lag_s = max(result.max_dispatch_lag_s, loop.time() - intended)
+        lag = time.perf_counter() - intended
+        result.max_dispatch_lag_s = max(result.max_dispatch_lag_s, lag)
+        result.dispatch_lag_sum_s += lag
         task = loop.create_task(fire(index, intended))
         pending.add(task)
         task.add_done_callback(pending.discard)
@@ -209,24 +212,24 @@ async def open_loop(host: str, port: int, action: Action, rate: float, duration_
 async def closed_loop(host: str, port: int, action: Action, concurrency: int,
                       duration_s: float, timeout_s: float = 10.0) -> RunResult:
     """`concurrency` workers send back to back for `duration_s`; the rate is what completed."""
-    loop = asyncio.get_running_loop()
     result = RunResult(mode="closed", duration_s=duration_s)
-    stop_at = loop.time() + duration_s
+    stop_at = time.perf_counter() + duration_s
     counter = iter(range(1 << 62))
 
     async def worker() -> None:
         connection = Connection(host, port)
         try:
-            while loop.time() < stop_at:
+            while time.perf_counter() < stop_at:
                 index = next(counter)
                 result.scheduled += 1
-                await _attempt(action, index, loop.time(), connection, result, timeout_s)
+                await _attempt(action, index, time.perf_counter(), connection, result,
+                               timeout_s)
         finally:
             connection.close()
 
-    started = loop.time()
+    started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    result.duration_s = loop.time() - started
+    result.duration_s = time.perf_counter() - started
     return result
 
 

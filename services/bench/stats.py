@@ -52,7 +52,9 @@ class RunResult:
     latencies_s: list[float] = field(default_factory=list)
     statuses: Counter = field(default_factory=Counter)
     failures: Counter = field(default_factory=Counter)
+    # How late the generator dispatched requests (timer resolution, its own CPU starvation).
     max_dispatch_lag_s: float = 0.0
+    dispatch_lag_sum_s: float = 0.0
     items_per_request: int = 1
 
     @property
@@ -94,6 +96,8 @@ class RunResult:
             "items_per_request": self.items_per_request,
             "items_per_s": round(self.items_per_s, 1),
             "max_dispatch_lag_ms": round(self.max_dispatch_lag_s * 1000, 2),
+            "mean_dispatch_lag_ms": round(
+                self.dispatch_lag_sum_s / self.scheduled * 1000, 3) if self.scheduled else None,
             "latency": {k: _rounded(v) for k, v in asdict(self.latency()).items()},
         }
 
