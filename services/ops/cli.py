@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -90,12 +91,18 @@ def _event_hint(original: bytes | None) -> str:
     return f"{raw.get('touchpoint', '?')}\n{who}"
 
 
+def _quiet_kafka_client() -> None:
+    # kafka-python logs every reconnect attempt; failures reach the user as one message.
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+
+
 def _list(args: argparse.Namespace) -> int:
     from services.ops.dead_letters import list_dead_letters
     from shared.errors import BrokerUnavailableError
     from shared.settings import load_settings
 
     settings = load_settings()
+    _quiet_kafka_client()
     console = Console()
     try:
         with _progress(f"Reading {settings.topic_dead_letter}") as (start, advance):
@@ -117,7 +124,7 @@ def _list(args: argparse.Namespace) -> int:
                    "event"):
         table.add_column(column, overflow="fold")
     for letter in reversed(listing.letters):
-        table.add_row(letter.position, letter.dead_lettered_at or "", letter.source,
+        table.add_row(letter.position, letter.when.strftime("%Y-%m-%d %H:%M:%S %Z"), letter.source,
                       letter.reason, _fields(letter.errors), _event_hint(letter.original))
     console.print(table)
     console.print("Replay them with [bold]touchpoint dlq replay --dry-run[/] first, then "
@@ -131,6 +138,7 @@ def _replay(args: argparse.Namespace) -> int:
     from shared.settings import load_settings
 
     settings = load_settings()
+    _quiet_kafka_client()
     rules = replay_rules(settings, datetime.now(UTC))
     label = "Validating" if args.dry_run else "Replaying"
     try:

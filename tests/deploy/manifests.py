@@ -60,12 +60,16 @@ def settings_from_env(env: dict[str, object]) -> Settings:
 def fields_needing_a_value() -> set[str]:
     """Fields a deployment must set: required ones, and those defaulting to this machine.
 
-    A loopback default (Kafka or Redis on localhost, binding 127.0.0.1) is right for
-    `touchpoint run` and wrong in a container.
+    A loopback default (Kafka or Redis on localhost, binding 127.0.0.1) or a path relative to
+    the working directory (`.data`) is right for `touchpoint run` and wrong in a container.
     """
     needed = set()
     for name, info in FIELDS.items():
-        if info.is_required() or re.search(r"localhost|127\.0\.0\.1", str(default_of(name))):
+        if info.is_required():
+            needed.add(name)
+            continue
+        default = default_of(name)
+        if is_loopback(str(default)) or (isinstance(default, Path) and not default.is_absolute()):
             needed.add(name)
     return needed
 

@@ -252,6 +252,26 @@ def test_observability_is_an_optional_profile() -> None:
         assert "profiles" not in ALL_SERVICES[name]
 
 
+def named_volume_at(service: dict, path: str) -> str:
+    """The named volume mounted exactly at `path` in a service."""
+    mounts = {str(v).split(":")[1]: str(v).split(":")[0] for v in service.get("volumes", [])}
+    assert path in mounts, f"nothing mounted at {path}"
+    assert mounts[path] in COMPOSE["volumes"], f"{mounts[path]} is not a named volume"
+    return mounts[path]
+
+
+def test_model_registry_and_api_keys_live_on_named_volumes() -> None:
+    keys_volumes = set()
+    for name in SERVICES:
+        keys_dir = str(Path(env_of(ALL_SERVICES[name])["API_KEYS_FILE"]).parent)
+        keys_volumes.add(named_volume_at(ALL_SERVICES[name], keys_dir))
+    assert len(keys_volumes) == 1  # one key file for the three services
+    recommender = ALL_SERVICES["recommender"]
+    named_volume_at(recommender, env_of(recommender)["MODEL_REGISTRY_DIR"])
+    for directory in ("keys", "models"):  # named volumes take these owners from the image
+        assert f"/var/lib/touchpoint/{directory}" in DOCKERFILE.read_text()
+
+
 def test_bind_mounted_files_exist() -> None:
     for name, service in ALL_SERVICES.items():
         for volume in service.get("volumes", []):

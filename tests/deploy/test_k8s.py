@@ -134,17 +134,28 @@ def test_settings_come_from_the_config_map_and_secret(name: str) -> None:
     assert extra <= set(ENV_NAMES), extra
 
 
-@pytest.mark.parametrize("name", sorted(SERVICES))
-def test_kafka_ca_file_is_mounted_from_a_secret(name: str) -> None:
-    path = CONFIG["KAFKA_SSL_CAFILE"]
+def mounted_volume(name: str, path: str) -> tuple[dict, str]:
+    """The pod volume holding `path`, and the path inside it."""
     volumes = {v["name"]: v for v in pod_spec(name)["volumes"]}
-    for mount in container(name)["volumeMounts"]:
-        if path.startswith(mount["mountPath"].rstrip("/") + "/"):
-            secret = volumes[mount["name"]]["secret"]["secretName"]
-            key = path[len(mount["mountPath"].rstrip("/")) + 1:]
-            assert key in OBJECTS["Secret"][secret]["stringData"]
-            return
-    pytest.fail(f"{path} is not under any mounted volume")
+    mounts = sorted(container(name)["volumeMounts"], key=lambda m: -len(m["mountPath"]))
+    for mount in mounts:  # the deepest mount wins, as in the container
+        root = mount["mountPath"].rstrip("/")
+        if path == root or path.startswith(root + "/"):
+            return volumes[mount["name"]], path[len(root) + 1:]
+    pytest.fail(f"{name}: {path} is not under any mounted volume")
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+@pytest.mark.parametrize("setting", ["KAFKA_SSL_CAFILE", "API_KEYS_FILE"])
+def test_files_named_by_settings_are_mounted_from_secrets(name: str, setting: str) -> None:
+    volume, key = mounted_volume(name, CONFIG[setting])
+    assert key in OBJECTS["Secret"][volume["secret"]["secretName"]]["stringData"]
+
+
+def test_model_registry_is_shared_by_every_recommender_replica() -> None:
+    volume, _ = mounted_volume("recommender", CONFIG["MODEL_REGISTRY_DIR"])
+    claim = OBJECTS["PersistentVolumeClaim"][volume["persistentVolumeClaim"]["claimName"]]
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
