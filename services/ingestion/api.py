@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -18,7 +18,7 @@ from services.web.auth import require_scope
 from services.web.errors import error_response
 from services.web.tracing import trace_headers
 from shared.errors import InvalidEventError, NotFoundError
-from shared.events import ValidationRules
+from shared.events import TouchpointEvent, ValidationRules
 from shared.stream import event_record
 from shared.touchpoints import Phase, Touchpoint
 
@@ -95,6 +95,28 @@ async def read_json_body(request: Request, max_bytes: int) -> Any | JSONResponse
     except orjson.JSONDecodeError as exc:
         return error_response(400, "malformed_json", f"body is not valid JSON: {exc}",
                               [{"field": "(body)", "message": str(exc), "type": "json_invalid"}])
+
+
+def document_event_schema(app: FastAPI) -> None:
+    """Puts `TouchpointEvent` (and the models it uses) into the OpenAPI components.
+
+    The request body of `/v1/events` is read by hand (size limit before parsing), so FastAPI
+    does not register the event model itself, and the body schema's `$ref`s would dangle.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        if "TouchpointEvent" not in components:
+            event = TouchpointEvent.model_json_schema(
+                ref_template="#/components/schemas/{model}", mode="validation")
+            for name, definition in event.pop("$defs", {}).items():
+                components.setdefault(name, definition)
+            components["TouchpointEvent"] = event
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 @router.post(

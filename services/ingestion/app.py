@@ -16,6 +16,7 @@ from services.web.auth import install_auth
 from services.web.errors import install_error_handlers
 from services.web.health import health_router
 from services.web.observability import instrument
+from services.web.rate_limit import install_rate_limit
 from shared.api_keys import KeyStore
 from shared.settings import Settings
 from shared.touchpoints import load_catalog
@@ -51,8 +52,10 @@ def create_app(
     app.state.runtime = runtime
     install_error_handlers(app)
     install_auth(app, settings, key_store)
+    install_rate_limit(app, settings, registry)
     instrument(app, registry, "ingestion")
     app.include_router(health_router("ingestion", {"kafka": runtime.publisher.check}))
     app.include_router(api.router, tags=["events"])
+    api.document_event_schema(app)
     app.include_router(webhook_router(settings))
     return app

@@ -106,7 +106,8 @@ class KafkaPublisher:
         """Not ready while disconnected, or for 10 s after a send failed."""
         if self._last_failure and time.monotonic() - self._last_failure[0] < 10:
             raise BrokerUnavailableError(f"last send failed: {self._last_failure[1]}")
-        client = self.producer()._client  # kafka-python keeps its network client here
+        # kafka-python 2.2 keeps the network client in the producer's sender thread
+        client = self.producer()._sender._client
         brokers = client.cluster.brokers()
         connected = any(client.connected(b.nodeId) for b in brokers)
         if not connected and not client.bootstrap_connected():

@@ -17,7 +17,9 @@ def health_router(service: str, checks: dict[str, ReadinessCheck]) -> APIRouter:
     def healthz() -> dict:
         return {"status": "ok", "service": service}
 
-    @router.get("/readyz", summary="Readiness: every dependency answers")
+    @router.get("/readyz", summary="Readiness: every dependency answers", responses={
+        503: {"description": "A dependency does not answer; `checks` says which and why.",
+              "headers": {"Retry-After": {"schema": {"type": "integer"}}}}})
     def readyz() -> JSONResponse:
         results, ready = {}, True
         for name, check in checks.items():
