@@ -103,7 +103,8 @@ MAILCHIMP_CAMPAIGN = [
 ]
 
 # https://developers.facebook.com/docs/messenger-platform/reference/webhook-events/messages
-# and .../messaging_postbacks, .../message-reactions, .../message-reads (ids filled in)
+# and .../messaging_postbacks, .../message-reactions, .../message-reads (ids filled in; the
+# postback sample's timestamp 1527459824 is in seconds where Meta sends milliseconds)
 META_MESSAGES = {
     "object": "page",
     "entry": [{"id": "107070864419347", "time": 1583173667623, "messaging": [
@@ -112,7 +113,7 @@ META_MESSAGES = {
          "message": {"mid": "m_toDnmD9pemNxVEmLNaNHUH0NDLaVWmnLlENAPUVPtu4YnlZF",
                      "text": "This is a text message"}},
         {"sender": {"id": "3171290739668290"}, "recipient": {"id": "107070864419347"},
-         "timestamp": 1527459824,
+         "timestamp": 1527459824000,
          "postback": {"mid": "m_AG5Hz2Uq7tuwNEhXfYYKj8mJEM_QPpz5jdCK48PnKAjSdjfipqxqMvK8",
                       "title": "Talk to an agent", "payload": "TALK_TO_AGENT"}},
         {"sender": {"id": "3171290739668290"}, "recipient": {"id": "107070864419347"},

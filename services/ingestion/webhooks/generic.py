@@ -66,7 +66,7 @@ class TokenAuth(Strict):
 class Field_(Strict):
     path: Pointer | None = None
     const: str | float | None = None
-    kind: Literal["raw", "email", "phone"] = Field("raw", alias="as")
+    kind: Literal["raw", "email", "phone", "upper"] = Field("raw", alias="as")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -157,7 +157,7 @@ def _read(spec: Field_, item: Any, options: MappingOptions) -> Any:
         return normalize_email(value)
     if spec.kind == "phone":
         return normalize_phone(value, options.default_country_code)
-    text = str(value).strip()
+    text = str(value).strip().upper() if spec.kind == "upper" else str(value).strip()
     return text or None
 
 
