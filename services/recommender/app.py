@@ -18,9 +18,10 @@ from services.recommender.api import routes
 from services.recommender.api.deps import RecommenderMetrics, Runtime
 from services.recommender.decision_log import DecisionSink, KafkaDecisionLog
 from services.recommender.eligibility import ContactPolicy
+from services.recommender.policies.cold_start import BetaPriorPolicy
 from services.recommender.policies.exploration import make_strategy
 from services.recommender.profile_reader import ProfileReader
-from services.recommender.scoring import ModelScorer, PriorScorer
+from services.recommender.scoring import ModelScorer, PriorScorer, Scorer
 from services.recommender.serving import (
     DecisionPipeline,
     ModelHolder,
@@ -84,7 +85,11 @@ def create_app(
                              settings.recommender_temperature)
     score_scale = max((a.value for a in catalog.values()), default=1.0) or 1.0
 
-    def compile_model(model: Any, version: str) -> ModelScorer:
+    def compile_model(stored: Any, version: str) -> Scorer:
+        """A registry entry -> scorer: a trained prior ranks like the cold start does."""
+        model = getattr(stored, "model", stored)
+        if isinstance(model, BetaPriorPolicy):
+            return PriorScorer(model, version)
         return ModelScorer(model, version, catalog, strategy, score_scale)
 
     def loaded(version: str) -> None:

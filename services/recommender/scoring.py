@@ -31,6 +31,8 @@ from shared.actions import ActionCatalog
 
 ActionFeatures = Mapping[str, Mapping[str, float]]
 CONSTANT_POLICY_FEATURE = "(same for everyone)"
+LINEAR_BLOCKS = ("intercept_", "w_context_", "w_id_", "w_action_", "W_id_context_",
+                 "W_feature_context_", "context_featurizer_", "action_featurizer_")
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,48 @@ class PriorScorer:
         return [(f"{self.prior.group_key}={group}", 0.0)] if group is not None else []
 
 
+class CompiledTrees:
+    """One action's fitted histogram gradient boosting ensemble as flat numpy arrays.
+
+    sklearn's own predict costs milliseconds per call on a single row (input checks, thread
+    pool); walking every tree at once, one depth level per step, costs microseconds. Only
+    numeric splits without missing values are compiled (our context vectors have neither
+    categories nor NaN); anything else raises ValueError and the caller keeps sklearn.
+    """
+
+    def __init__(self, estimator: Any):
+        predictors = [tree for iteration in estimator._predictors for tree in iteration]
+        if any(len(iteration) != 1 for iteration in estimator._predictors):
+            raise ValueError("multi-class ensembles are not compiled")
+        sizes = [len(t.nodes) for t in predictors]
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        nodes = np.concatenate([t.nodes for t in predictors])
+        if nodes["is_categorical"].any():
+            raise ValueError("categorical splits are not compiled")
+        self.roots = offsets
+        self.feature = nodes["feature_idx"].astype(np.int64)
+        self.threshold = nodes["num_threshold"].astype(float)
+        self.left = nodes["left"].astype(np.int64) + np.repeat(offsets, sizes)
+        self.right = nodes["right"].astype(np.int64) + np.repeat(offsets, sizes)
+        self.leaf = nodes["is_leaf"].astype(bool)
+        self.value = nodes["value"].astype(float)
+        self.depth = int(nodes["depth"].max()) if len(nodes) else 0
+        self.baseline = float(np.ravel(estimator._baseline_prediction)[0])
+        self.proba = hasattr(estimator, "predict_proba")
+
+    def predict(self, x: np.ndarray) -> float:
+        node = self.roots.copy()
+        for _level in range(self.depth):
+            inner = ~self.leaf[node]
+            if not inner.any():
+                break
+            at = node[inner]
+            go_left = x[self.feature[at]] <= self.threshold[at]
+            node[inner] = np.where(go_left, self.left[at], self.right[at])
+        raw = self.baseline + float(self.value[node].sum())
+        return float(expit(raw)) if self.proba else raw
+
+
 class ModelScorer:
     """A fitted `PersonalizedPolicy` (or bare `RewardModel`), compiled for one catalog."""
 
@@ -183,12 +227,28 @@ class ModelScorer:
         reward_model = getattr(model, "reward_model_", model)
         self.reward_model = reward_model
         self.personalize = bool(getattr(model, "personalize_", True))
-        self.logistic = reward_model.kind_ == "logistic"
         self.action_ids = list(catalog)
         self._row = {a: i for i, a in enumerate(self.action_ids)}
         table = catalog.feature_table()
         self.table = table
-        self.base, self.per_action = self._compile(self.action_ids, table)
+        self.compiled = self.personalize and all(
+            hasattr(reward_model, name) for name in LINEAR_BLOCKS
+        )
+        if self.compiled:
+            self.logistic = reward_model.kind_ == "logistic"
+            self.base, self.per_action = self._compile(self.action_ids, table)
+            self.family = getattr(model, "family_", "linear")
+            self.boosted = getattr(model, "boosted_model_", None)
+            self.trees: dict[str, CompiledTrees] = {}
+            if self.family != "linear" and self.boosted is not None:
+                try:
+                    self.trees = {a: CompiledTrees(m) for a, m in self.boosted.models_.items()}
+                except (AttributeError, ValueError):
+                    self.compiled = False
+        if self.compiled:
+            # The fast path must give the policy's own predictions; if the policy scores in
+            # a way the blocks and trees do not capture, every request uses its predict.
+            self.compiled = self._agrees_with_model()
         if not self.personalize:
             self.constant_p = np.asarray(
                 model.predict([{}], self.action_ids, table)[0], dtype=float
@@ -207,6 +267,23 @@ class ModelScorer:
                 base[row] += rm.w_id_[known]
                 per_action[row] += rm.W_id_context_[known]
         return base, per_action
+
+    def _probe_contexts(self) -> list[dict[str, Any]]:
+        featurizer = self.reward_model.context_featurizer_
+        probes: list[dict[str, Any]] = [{}]
+        numeric = {name: mean + std for name, (mean, std, _edges) in featurizer.numeric_.items()}
+        categorical = {name: values[0] for name, values in featurizer.categorical_.items()}
+        probes.append({**numeric, **categorical})
+        probes.append({name: -value for name, value in numeric.items()})
+        return probes
+
+    def _agrees_with_model(self) -> bool:
+        for context in self._probe_contexts():
+            fast = self.probabilities(context, self.action_ids)
+            slow = np.asarray(self.model.predict([context], self.action_ids, self.table)[0])
+            if not np.allclose(fast, slow, rtol=1e-6, atol=1e-9):
+                return False
+        return True
 
     def _context_vector(self, context: Mapping[str, Any]) -> np.ndarray:
         return self.reward_model.context_featurizer_.transform([context])[0]
@@ -227,6 +304,11 @@ class ModelScorer:
                     dtype=float,
                 )
             return p
+        if not self.compiled:
+            return np.asarray(
+                self.model.predict([context], candidates, {**self.table, **custom})[0],
+                dtype=float,
+            )
         x = self._context_vector(context)
         rows = [self._row.get(a, -1) for a in candidates]
         if custom or min(rows, default=0) < 0:
@@ -234,7 +316,16 @@ class ModelScorer:
         else:
             base, per_action = self.base[rows], self.per_action[rows]
         logits = base + x @ self.reward_model.w_context_ + per_action @ x
-        return expit(logits) if self.logistic else logits
+        linear = expit(logits) if self.logistic else logits
+        if self.family == "linear" or self.boosted is None:
+            return linear
+        xb = self.boosted.context_featurizer_.transform([context])[0]
+        means = self.boosted.means_
+        boosted = np.asarray([
+            self.trees[a].predict(xb) if a in self.trees else means.get(a, np.nan)
+            for a in candidates
+        ])
+        return self.model._combine(self.family, linear[None, :], boosted[None, :])[0]
 
     def decide(self, context, candidates, values, costs, k, rng, candidate_features=None):
         p = self.probabilities(context, candidates, candidate_features)
@@ -245,6 +336,9 @@ class ModelScorer:
     def top_features(self, context, action_id, n=3):
         if not self.personalize:
             return [(CONSTANT_POLICY_FEATURE, 0.0)]
+        if not self.compiled:
+            contributions = getattr(self.reward_model, "contributions", None)
+            return contributions(context, action_id)[:n] if contributions else []
         row = self._row.get(action_id)
         if row is None:
             return []
