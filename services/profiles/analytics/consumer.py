@@ -1,0 +1,172 @@
+"""The analytics consumer: touchpoint events and decisions in, aggregates updated.
+
+A kafka-python consumer group of its own (`ANALYTICS_CONSUMER_GROUP`) reads the touchpoint
+and decision topics. Each poll becomes one pipelined batch of Lua calls; offsets are committed
+only after Redis has the batch, and every script dedupes on the event or decision id, so a
+redelivery after a crash never counts twice. When Redis fails, the consumer rewinds to the
+batch's first offsets and retries after a pause.
+
+Records that cannot be decoded are skipped with a warning and counted: the profile consumer
+dead-letters the same records on its own group, so they are not lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import redis
+from kafka import KafkaConsumer
+from kafka.errors import KafkaError
+from pydantic import ValidationError
+
+from services.profiles.analytics.api import aggregate_config
+from services.profiles.analytics.facts import (
+    DecisionFacts,
+    EventFacts,
+    UnusableEventError,
+    decision_facts,
+    event_facts,
+)
+from services.profiles.analytics.store import AnalyticsStore
+from shared.decisions import DecisionRecord
+from shared.errors import StoreUnavailableError
+from shared.settings import Settings
+from shared.stream import decode_event
+from shared.touchpoints import TouchpointCatalog, load_catalog
+
+log = logging.getLogger(__name__)
+
+POLL_TIMEOUT_MS = 500
+MAX_POLL_RECORDS = 500
+CLOSE_JOURNEYS_EVERY_S = 5.0
+RETRY_PAUSE_S = 1.0
+
+
+def kafka_options(settings: Settings) -> dict:
+    options: dict = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "client_id": f"{settings.kafka_client_id}-analytics",
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_sasl_mechanism:
+        options.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=settings.kafka_sasl_password,
+        )
+    if settings.kafka_ssl_cafile:
+        options["ssl_cafile"] = settings.kafka_ssl_cafile
+    return options
+
+
+class AnalyticsConsumer:
+    """The poll loop: decode, apply in one batch, then commit."""
+
+    def __init__(
+        self, kafka: KafkaConsumer, store: AnalyticsStore, catalog: TouchpointCatalog,
+        events_topic: str, decisions_topic: str, clock: Callable[[], float] = time.time,
+    ):
+        self.kafka = kafka
+        self.store = store
+        self.catalog = catalog
+        self.events_topic = events_topic
+        self.decisions_topic = decisions_topic
+        self.clock = clock
+        self.applied = 0
+        self.skipped = 0
+        self._last_close = 0.0
+
+    def decode(self, records) -> tuple[list[EventFacts], list[DecisionFacts]]:
+        events, decisions = [], []
+        for record in records:
+            try:
+                if record.topic == self.decisions_topic:
+                    decisions.append(decision_facts(DecisionRecord.model_validate_json(record.value)))
+                else:
+                    events.append(event_facts(decode_event(record.value), self.catalog))
+            except (ValidationError, UnusableEventError, ValueError) as exc:
+                self.skipped += 1
+                log.warning(
+                    "analytics skipped %s[%s]@%s: %s", record.topic, record.partition,
+                    record.offset, str(exc).splitlines()[0],
+                )
+        return events, decisions
+
+    def step(self) -> int:
+        """One poll; returns how many records it read."""
+        batch = self.kafka.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_POLL_RECORDS)
+        records = [record for items in batch.values() for record in items]
+        now = self.clock()
+        if records:
+            events, decisions = self.decode(records)
+            try:
+                self.applied += self.store.record(events, decisions, int(now))
+            except StoreUnavailableError as exc:
+                log.warning("analytics store unavailable, retrying the batch: %s", exc)
+                for partition, items in batch.items():
+                    self.kafka.seek(partition, items[0].offset)
+                time.sleep(RETRY_PAUSE_S)
+                return 0
+            self.kafka.commit()
+        if now - self._last_close >= CLOSE_JOURNEYS_EVERY_S:
+            self._last_close = now
+            try:
+                self.store.close_quiet_journeys()
+            except StoreUnavailableError as exc:
+                log.warning("analytics could not close quiet journeys: %s", exc)
+        return len(records)
+
+    def run(self, stop: threading.Event) -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    self.step()
+                except KafkaError as exc:
+                    log.warning("analytics consumer: %s", exc)
+                    stop.wait(RETRY_PAUSE_S)
+        finally:
+            self.kafka.close()
+
+
+def build_consumer(settings: Settings, client: redis.Redis) -> AnalyticsConsumer:
+    kafka = KafkaConsumer(
+        **kafka_options(settings),
+        group_id=settings.analytics_consumer_group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=MAX_POLL_RECORDS,
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=1_000,
+    )
+    kafka.subscribe([settings.topic_touchpoints, settings.topic_decisions])
+    store = AnalyticsStore(client, settings.redis_namespace, aggregate_config(settings))
+    return AnalyticsConsumer(
+        kafka, store, load_catalog(settings.touchpoint_catalog_file),
+        settings.topic_touchpoints, settings.topic_decisions,
+    )
+
+
+def start(
+    settings: Settings, redis_client: object, stop_event: threading.Event
+) -> threading.Thread:
+    """Starts the analytics consumer thread and returns it; it stops when `stop_event` is set.
+
+    `redis_client` is used when it is a sync `redis.Redis`; otherwise (e.g. an asyncio
+    client) the consumer opens its own from `REDIS_URL`.
+    """
+    client = redis_client if isinstance(redis_client, redis.Redis) else (
+        redis.Redis.from_url(settings.redis_url)
+    )
+    consumer = build_consumer(settings, client)
+    thread = threading.Thread(
+        target=consumer.run, args=(stop_event,), name="analytics-consumer", daemon=True
+    )
+    thread.consumer = consumer  # type: ignore[attr-defined]
+    thread.start()
+    return thread
+
+
+__all__ = ["AnalyticsConsumer", "build_consumer", "start"]

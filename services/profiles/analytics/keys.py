@@ -1,0 +1,89 @@
+"""The Redis key schema of the analytics aggregates: the one place their names are built.
+
+The Lua scripts in `lua/` build the same names (see `lua/common.lua`); `docs/analytics.md`
+lists every key. All keys live under `<namespace>:an`:
+
+    :d:<day>:tp                  hash  per touchpoint|channel|phase|segment: e events,
+                                       c converted touches, ar attributed revenue, p purchases,
+                                       r purchase revenue, rn/rs rating count/sum
+    :d:<day>:u:<dim>             HLL   customers reached per touchpoint|channel|phase|segment
+    :d:<day>:purchases           hash  per segment: n purchases, t touches in the window, r revenue
+    :d:<day>:<segment>:pch|ptp   hash  path counts by channel / touchpoint: n|path, c|path, r|path
+    :d:<day>:<segment>:td        hash  time-decay credit: ch|key|c, ch|key|r, tp|key|c, tp|key|r
+    :d:<day>:<segment>:flow      hash  Sankey: <facet>|n|<depth>:<value>, <facet>|l|<from>><to>
+    :d:<cohort day>:funnel       hash  <first channel>|<stage>|n, |w<bucket>, |ws (wait seconds)
+    :d:<day>:drop                hash  non-buyers by the touchpoint|channel of their last event
+    :d:<day>:rec                 hash  <action>|<model version>|<t|h>|n, |r, |v, |v2
+    :c:<subject>:s|tx|seen|dec   per-customer state (TTL): stage, last phase/step, open journey,
+                                 event ids seen, open decisions
+    :dec:<decision id>           hash  one decision: k (action|version|group), day, r, v
+    :open                        zset  customers with an open journey, by last touch (ms)
+    :rate:<second>               string events processed in that second (expires in 1 h)
+    :watermark                   string latest event time seen (ms)
+
+Days are UTC dates (`2027-01-20`). Names are plain (no Cluster hash tags): the scripts touch
+per-day and per-customer keys together, so analytics needs a single Redis node or a primary.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+SEGMENTS = ("prospect", "first_time_buyer", "repeat_buyer")
+PATH_VIEWS = {"channel": "pch", "touchpoint": "ptp"}
+
+
+def prefix(namespace: str) -> str:
+    return f"{namespace}:an"
+
+
+def day_key(namespace: str, day: date | str, name: str) -> str:
+    return f"{prefix(namespace)}:d:{day}:{name}"
+
+
+def touchpoint_stats_key(namespace: str, day: date | str) -> str:
+    return day_key(namespace, day, "tp")
+
+
+def reach_key(namespace: str, day: date | str, dim: str) -> str:
+    return day_key(namespace, day, f"u:{dim}")
+
+
+def purchases_key(namespace: str, day: date | str) -> str:
+    return day_key(namespace, day, "purchases")
+
+
+def paths_key(namespace: str, day: date | str, segment: str, view: str) -> str:
+    return day_key(namespace, day, f"{segment}:{PATH_VIEWS[view]}")
+
+
+def time_decay_key(namespace: str, day: date | str, segment: str) -> str:
+    return day_key(namespace, day, f"{segment}:td")
+
+
+def flow_key(namespace: str, day: date | str, segment: str) -> str:
+    return day_key(namespace, day, f"{segment}:flow")
+
+
+def funnel_key(namespace: str, day: date | str) -> str:
+    return day_key(namespace, day, "funnel")
+
+
+def drop_key(namespace: str, day: date | str) -> str:
+    return day_key(namespace, day, "drop")
+
+
+def recommendations_key(namespace: str, day: date | str) -> str:
+    return day_key(namespace, day, "rec")
+
+
+def rate_key(namespace: str, second: int) -> str:
+    return f"{prefix(namespace)}:rate:{second}"
+
+
+def watermark_key(namespace: str) -> str:
+    return f"{prefix(namespace)}:watermark"
+
+
+def open_journeys_key(namespace: str) -> str:
+    return f"{prefix(namespace)}:open"

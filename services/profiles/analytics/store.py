@@ -1,0 +1,156 @@
+"""The Redis adapter of the analytics aggregates: atomic, idempotent writes and raw reads.
+
+Every event and decision is applied by one Lua script (`lua/`) that dedupes on its id and
+updates every aggregate it touches in the same atomic step, so a redelivered record never
+counts twice. Reads return plain dictionaries summed over days; `reader.py` turns them into
+answers. Redis errors become `StoreUnavailableError` here.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from importlib import resources
+
+import redis
+from redis.commands.core import Script
+
+from services.profiles.analytics import keys
+from services.profiles.analytics.facts import DecisionFacts, EventFacts
+from shared.errors import StoreUnavailableError
+
+DAY_MS = 86_400_000
+
+
+def _script_text(name: str) -> str:
+    folder = resources.files("services.profiles.analytics").joinpath("lua")
+    common = folder.joinpath("common.lua").read_text("utf-8")
+    return common + "\n" + folder.joinpath(f"{name}.lua").read_text("utf-8")
+
+
+@dataclass(frozen=True)
+class AggregateConfig:
+    conversion_window_days: int = 7
+    customer_ttl_days: int = 180
+    half_life_days: float = 7.0
+
+    @property
+    def window_ms(self) -> int:
+        return self.conversion_window_days * DAY_MS
+
+    @property
+    def ttl_s(self) -> int:
+        return self.customer_ttl_days * 86_400
+
+
+def days_between(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=k) for k in range((end - start).days + 1)]
+
+
+class AnalyticsStore:
+    """Writes facts into the aggregates and reads them back, summed over a range of days."""
+
+    def __init__(self, client: redis.Redis, namespace: str, config: AggregateConfig):
+        self.client = client
+        self.namespace = namespace
+        self.prefix = keys.prefix(namespace)
+        self.config = config
+        self._event: Script = client.register_script(_script_text("record_event"))
+        self._decision: Script = client.register_script(_script_text("record_decision"))
+        self._close: Script = client.register_script(_script_text("close_journeys"))
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def event_args(self, facts: EventFacts, now_s: int) -> list:
+        c = self.config
+        return [
+            self.prefix, facts.event_id, facts.subject, facts.at_ms, facts.day, facts.touchpoint,
+            facts.channel, facts.phase, facts.journey_step, int(facts.purchase), facts.value,
+            "" if facts.rating is None else facts.rating, facts.decision_id, int(facts.responds),
+            c.window_ms, c.ttl_s, int(c.half_life_days * DAY_MS), now_s, int(facts.touch),
+        ]
+
+    def decision_args(self, facts: DecisionFacts) -> list:
+        group = "h" if facts.holdout else "t"
+        return [
+            self.prefix, facts.decision_id, facts.subject, facts.at_ms, facts.day, facts.action,
+            facts.model_version, group, self.config.window_ms, self.config.ttl_s,
+        ]
+
+    def record(
+        self, events: Sequence[EventFacts], decisions: Sequence[DecisionFacts], now_s: int
+    ) -> int:
+        """Applies a batch in one round trip (decisions first); returns how many were new."""
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for decision in decisions:
+                self._decision(args=self.decision_args(decision), client=pipe)
+            for event in events:
+                self._event(args=self.event_args(event, now_s), client=pipe)
+            return int(sum(pipe.execute()))
+        except redis.RedisError as exc:
+            raise StoreUnavailableError(f"analytics store: {exc}") from exc
+
+    def close_quiet_journeys(self, limit: int = 1000) -> int:
+        """Closes journeys quiet for longer than the window, by event time (the watermark)."""
+        try:
+            watermark = int(self.client.get(keys.watermark_key(self.namespace)) or 0)
+            if not watermark:
+                return 0
+            cutoff = watermark - self.config.window_ms
+            closed, total = limit, 0
+            while closed == limit:
+                closed = int(self._close(args=[self.prefix, cutoff, limit]))
+                total += closed
+            return total
+        except redis.RedisError as exc:
+            raise StoreUnavailableError(f"analytics store: {exc}") from exc
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def _hashes(self, key_names: Iterable[str]) -> list[dict[str, str]]:
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for name in key_names:
+                pipe.hgetall(name)
+            return [
+                {k.decode(): v.decode() for k, v in raw.items()} for raw in pipe.execute()
+            ]
+        except redis.RedisError as exc:
+            raise StoreUnavailableError(f"analytics store: {exc}") from exc
+
+    def summed(self, key_names: Iterable[str]) -> dict[str, float]:
+        """Field-wise sum of many hashes (the same field on several days adds up)."""
+        totals: dict[str, float] = defaultdict(float)
+        for fields in self._hashes(key_names):
+            for field, value in fields.items():
+                totals[field] += float(value)
+        return totals
+
+    def per_day(self, key_names: Sequence[str]) -> list[dict[str, str]]:
+        return self._hashes(key_names)
+
+    def reach(self, key_groups: Sequence[Sequence[str]]) -> list[int]:
+        """Distinct customers over each group of HyperLogLogs (the union per group)."""
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for group in key_groups:
+                pipe.pfcount(*group)
+            return [int(n) for n in pipe.execute()] if key_groups else []
+        except redis.RedisError as exc:
+            raise StoreUnavailableError(f"analytics store: {exc}") from exc
+
+    def rates(self, seconds: Sequence[int]) -> list[int]:
+        try:
+            values = self.client.mget([keys.rate_key(self.namespace, s) for s in seconds])
+        except redis.RedisError as exc:
+            raise StoreUnavailableError(f"analytics store: {exc}") from exc
+        return [int(v or 0) for v in values]
+
+    def watermark_ms(self) -> int:
+        try:
+            return int(self.client.get(keys.watermark_key(self.namespace)) or 0)
+        except redis.RedisError as exc:
+            raise StoreUnavailableError(f"analytics store: {exc}") from exc
