@@ -206,7 +206,7 @@ def run_kafka_init(tmp_path: Path, overrides: dict[str, str]) -> list[list[str]]
                     'case "$*" in *--describe*) echo "PartitionCount: x";; esac\n')
     fake.chmod(0o755)
     script = service["command"][0].replace("$$", "$")
-    script = script.replace("/opt/kafka/bin/kafka-topics.sh", str(fake))
+    script = script.replace("/opt/kafka/bin/kafka-topics.sh", shlex.quote(str(fake)))
     env = {"PATH": "/usr/bin:/bin", **env_of(service), **overrides}
     subprocess.run([*service["entrypoint"], script], env=env, check=True,
                    capture_output=True, text=True, timeout=20)
@@ -220,6 +220,19 @@ def created_topics(calls: list[list[str]]) -> dict[str, int]:
             topics[args[args.index("--topic") + 1]] = int(args[args.index("--partitions") + 1])
             assert "--if-not-exists" in args  # re-running `up` must not fail
     return topics
+
+
+def retention(calls: list[list[str]]) -> dict[str, int]:
+    return {args[args.index("--topic") + 1]: int(args[args.index("--config") + 1]
+                                                 .removeprefix("retention.ms="))
+            for args in calls if "--create" in args}
+
+
+def test_topic_retention_keeps_the_history_replays_need(tmp_path: Path) -> None:
+    kept = retention(run_kafka_init(tmp_path, {}))
+    assert kept[default_of("topic_touchpoints")] == -1  # profiles are rebuilt from it
+    assert kept[default_of("topic_dead_letter")] >= 7 * 86_400_000
+    assert kept[default_of("topic_decisions")] >= 90 * 86_400_000
 
 
 def test_kafka_init_creates_exactly_the_topics_the_settings_name(tmp_path: Path) -> None:
@@ -314,24 +327,48 @@ def test_dashboard_covers_latency_events_lag_and_decisions() -> None:
     text = "\n".join(dashboard_queries())
     for family in ("touchpoint_http_request_duration_seconds_bucket",
                    "touchpoint_events_accepted_total", "touchpoint_events_rejected_total",
-                   "touchpoint_events_dead_lettered_total", "touchpoint_consumer_lag",
-                   "touchpoint_decisions_total"):
+                   "touchpoint_events_dead_lettered_total", "touchpoint_profile_consumer_lag",
+                   "touchpoint_recommender_decisions_total"):
         assert family in text, family
     assert "by (action)" in text and "by (model_version)" in text
 
 
-def test_ingestion_metrics_on_the_dashboard_are_exposed_by_the_service() -> None:
+def exposed_metrics() -> dict[str, set[str]]:
+    """Metric family -> label names, from the services' own metric definitions."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.metrics import MetricWrapperBase
+
+    from services.profiles.metrics import ProfileMetrics
+    from services.recommender.api.deps import RecommenderMetrics
     from shared.settings import Settings
 
+    families: dict[str, set[str]] = {}
     app = create_ingestion_app(Settings(), publisher=InMemoryPublisher())
     with TestClient(app) as client:
         client.get("/healthz")
-        exposed = client.get("/metrics").text
-    names = set(re.findall(r"touchpoint_(?:http|events)_\w+", "\n".join(dashboard_queries())))
-    assert names
-    for name in sorted(names):
-        family = re.sub(r"_(bucket|count|sum)$", "", name)
-        assert f"# TYPE {family} " in exposed, f"{family} not in /metrics"
+        text = client.get("/metrics").text
+    for name in re.findall(r"^# TYPE (\S+) ", text, re.M):
+        families[name] = set()
+    families["touchpoint_http_request_duration_seconds"] = {"method", "route", "status"}
+    families["touchpoint_events_dead_lettered_total"] = {"source"}
+    for owner in (ProfileMetrics(CollectorRegistry()), RecommenderMetrics(CollectorRegistry())):
+        for metric in vars(owner).values():
+            if isinstance(metric, MetricWrapperBase):
+                described = metric.describe()[0]
+                name = described.name + ("_total" if described.type == "counter" else "")
+                families[name] = set(metric._labelnames)  # label names are not public API
+    return families
+
+
+def test_every_dashboard_query_uses_metrics_and_labels_the_services_expose() -> None:
+    families = exposed_metrics()
+    for query in dashboard_queries():
+        for name in re.findall(r"\b(touchpoint_\w+)", query):
+            family = re.sub(r"_(bucket|count|sum)$", "", name)
+            assert family in families, f"{family} is exposed by no service"
+            grouped = re.findall(r"by \(([^)]*)\)", query)
+            labels = {label.strip() for group in grouped for label in group.split(",")}
+            assert labels <= families[family] | {"job", "instance", "le"}, (query, labels)
 
 
 # --- deploy/Dockerfile ------------------------------------------------------------------
