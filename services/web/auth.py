@@ -22,8 +22,8 @@ from shared.errors import AuthenticationError
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
-_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer tp_...`")
-_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-Key: tp_...`")
+bearer_scheme = HTTPBearer(auto_error=False, description="`Authorization: Bearer tp_...`")
+key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-Key: tp_...`")
 DEVELOPMENT_PRINCIPAL = ApiKey(id="auth-disabled", name="auth disabled", scopes=("admin",),
                                salt="", hash="", created_at="")
 
@@ -67,8 +67,8 @@ def require_scope(scope: str):
 
     def dependency(
         request: Request,
-        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-        header: Annotated[str | None, Depends(_header)],
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+        header: Annotated[str | None, Depends(key_header)],
     ) -> ApiKey:
         authenticator: Authenticator | None = getattr(request.app.state, "authenticator", None)
         if authenticator is None:

@@ -63,6 +63,13 @@ class TokenAuth(Strict):
     param: str = Field("token", description="Query parameter holding the secret.")
 
 
+class ApiKeyAuth(Strict):
+    """For tools that can send our API key (e.g. a HubSpot workflow webhook with an API-key
+    header): the key must hold the scope `webhooks:<provider>`."""
+
+    type: Literal["api-key"]
+
+
 class Field_(Strict):
     path: Pointer | None = None
     const: str | float | None = None
@@ -107,7 +114,7 @@ class RecordRule(Strict):
 class GenericProviderSpec(Strict):
     description: str = ""
     body: Literal["json", "form"] = "json"
-    auth: HmacAuth | TokenAuth = Field(discriminator="type")
+    auth: HmacAuth | TokenAuth | ApiKeyAuth = Field(discriminator="type")
     records: list[RecordRule] = Field(min_length=1)
 
 
@@ -229,6 +236,8 @@ def _matches(rule: RecordRule, item: Any) -> bool:
 def make_provider(name: str, spec: GenericProviderSpec) -> Provider:
     def verify(headers: Headers, raw_body: bytes, url: str, secret: str, now: datetime) -> None:
         auth = spec.auth
+        if isinstance(auth, ApiKeyAuth):
+            return  # the router checked the API key's webhooks:<name> scope
         if isinstance(auth, TokenAuth):
             tokens = parse_qs(urlsplit(url).query).get(auth.param, [])
             if not tokens or not same(secret, tokens[0]):
@@ -263,7 +272,9 @@ def make_provider(name: str, spec: GenericProviderSpec) -> Provider:
 
     return Provider(name=name, verify=verify, parse=parse, to_events=to_events,
                     secret_settings=("webhook_generic_secrets",),
-                    description=spec.description or f"{name} (generic mapping)")
+                    description=spec.description or f"{name} (generic mapping)",
+                    api_key_scope=f"webhooks:{name}" if isinstance(spec.auth, ApiKeyAuth)
+                    else None)
 
 
 def load_mapping(path: Path) -> MappingFile:

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,7 +65,7 @@ class Provider:
     secret_settings: tuple[str, ...]
     description: str = ""
     handshake: Callable[[Mapping[str, str], Any], str] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    api_key_scope: str | None = None  # set: authenticated by our API key, not a signature
 
 
 def header(headers: Headers, name: str) -> str | None:

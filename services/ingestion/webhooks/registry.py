@@ -81,8 +81,12 @@ def build_registry(settings: Settings) -> dict[str, ConfiguredProvider]:
             if name in registry:
                 raise MappingError(f"generic provider {name!r} would shadow the built-in one")
             secret = settings.webhook_generic_secrets.get(name)
-            text = secret.get_secret_value() if secret is not None else None
-            registry[name] = ConfiguredProvider(
-                provider, text or None,
-                () if text else (f'WEBHOOK_GENERIC_SECRETS["{name}"]',))
+            text = secret.get_secret_value() if secret is not None else ""
+            if provider.api_key_scope:  # an API key with webhooks:<name> authenticates
+                registry[name] = ConfiguredProvider(provider, "")
+            elif text:
+                registry[name] = ConfiguredProvider(provider, text)
+            else:
+                registry[name] = ConfiguredProvider(
+                    provider, None, (f'WEBHOOK_GENERIC_SECRETS["{name}"]',))
     return registry

@@ -29,6 +29,7 @@ from services.ingestion.webhooks.model import (
     Unmapped,
 )
 from services.ingestion.webhooks.registry import ConfiguredProvider, build_registry
+from services.web.auth import bearer_scheme, presented_key
 from services.web.errors import error_response
 from shared.errors import InvalidEventError
 from shared.events import ValidationRules, validate_event
@@ -123,6 +124,10 @@ def build_router(settings: Settings) -> APIRouter:
                                   f"body exceeds {runtime.settings.max_body_bytes} bytes")
         now = datetime.now(UTC)
         plugin, source = entry.provider, f"webhook:{provider}"
+        if plugin.api_key_scope:
+            request.app.state.authenticator.check(
+                presented_key(await bearer_scheme(request), request.headers.get("x-api-key")),
+                plugin.api_key_scope)
         try:
             plugin.verify(request.headers, raw, request_url(request, settings), entry.secret, now)
         except SignatureError as exc:
