@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "services.outbound.cli",
     "services.web.keys_cli",
     "services.ops.cli",
+    "services.reliability.cli",
     "services.bench.cli",
     "services.demo.cli",
 )

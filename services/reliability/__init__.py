@@ -1,0 +1,1 @@
+"""Reconciling what clients were told with what the profiles hold, and reporting it."""
