@@ -66,9 +66,9 @@ def _progress(label: str) -> Iterator[tuple[Callable[[int], None], Callable[[int
     """A progress bar on stderr; yields (set total, advance)."""
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(label, total=None)
-        yield (lambda total: bar.update(task, total=total),
-               lambda done: bar.advance(task, done))
+        row = bar.add_task(label, total=None)
+        yield (lambda total: bar.update(row, total=total),
+               lambda done: bar.advance(row, done))
 
 
 def _fields(errors: list[dict[str, Any]]) -> str:
