@@ -77,12 +77,31 @@ class SystemUnderTest:
         self.endpoints[name] = endpoint
         return endpoint
 
+    def start_service(self, name: str, timeout_s: float = 60) -> Endpoint | None:
+        """Starts a service that `start_system` was told to defer; None if not in this build."""
+        for service, module, setting in SERVICES:
+            if service != name:
+                continue
+            if importlib.util.find_spec(f"{module}.__main__") is None:
+                self.unavailable[name] = "not in this build"
+                return None
+            port = getattr(self.settings, setting)
+            try:
+                endpoint = self.start_process(name, module, port, self.stack.env, timeout_s)
+            except RuntimeError as exc:
+                self.unavailable[name] = str(exc)
+                return None
+            self.unavailable.pop(name, None)
+            return endpoint
+        raise KeyError(name)
+
     def stop(self) -> None:
         self.stack.stop()
 
 
 def start_system(data_dir: Path, extra_env: dict[str, str] | None = None,
-                 say=print) -> SystemUnderTest:
+                 say=print, defer: tuple[str, ...] = ()) -> SystemUnderTest:
+    """Starts the dependencies and every service except those in `defer`."""
     data_dir.mkdir(parents=True, exist_ok=True)
     log_dir = data_dir / "logs"
     log_dir.mkdir(exist_ok=True)
@@ -94,6 +113,9 @@ def start_system(data_dir: Path, extra_env: dict[str, str] | None = None,
         env.update(extra_env or {})
         env.setdefault("WEBHOOK_SHOPIFY_SECRET", WEBHOOK_SECRET)
         env.setdefault("LOG_LEVEL", "WARNING")
+        # The limiter still runs (its Redis call is part of every request) but never refuses.
+        env.setdefault("RATE_LIMIT_PER_S", "1000000")
+        env.setdefault("RATE_LIMIT_BURST", "10000000")
         system.api_key = development_key(data_dir)
         if system.api_key:
             env.setdefault("API_KEYS_FILE", str(data_dir / "api-keys.json"))
@@ -101,17 +123,12 @@ def start_system(data_dir: Path, extra_env: dict[str, str] | None = None,
         env.update({setting.upper(): str(port) for setting, port in ports.items()})
         system.settings = Settings(**{k.lower(): v for k, v in env.items()
                                       if k.lower() in Settings.model_fields})
-        for name, module, setting in SERVICES:
-            if importlib.util.find_spec(f"{module}.__main__") is None:
-                system.unavailable[name] = "not in this build"
-                say(f"{name}: not available in this build")
+        for name, _module, setting in SERVICES:
+            if name in defer:
                 continue
             started = time.monotonic()
-            try:
-                system.start_process(name, module, ports[setting], env)
-            except RuntimeError as exc:
-                system.unavailable[name] = str(exc)
-                say(f"{name}: {exc}")
+            if system.start_service(name) is None:
+                say(f"{name}: not available ({system.unavailable[name]})")
                 continue
             say(f"{name} ready on port {ports[setting]} in {time.monotonic() - started:.1f} s")
         return system

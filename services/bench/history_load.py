@@ -1,0 +1,183 @@
+"""Loading 100,000 simulated customer histories and timing the profile consumer's fold.
+
+The histories go onto the touchpoint topic before the profile service starts, so the fold is
+timed on its own: from the first committed progress of the consumer group to the moment its
+committed offsets reach the end of the topic. Redis memory is read before and after.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+import redis
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from services.bench import dataset
+from services.streaming.publisher import kafka_client_options
+from shared.redis_keys import profile_pattern
+from shared.settings import Settings
+from shared.stream import Record
+from shared.touchpoints import load_catalog
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), transient=True)
+
+
+def produce_history(settings: Settings, now: datetime, customers: int) -> dict[str, Any]:
+    """Simulated histories of `customers` customers onto the touchpoint topic."""
+    simulator = dataset.history_simulator(now)
+    catalog = load_catalog(settings.touchpoint_catalog_file)
+    identified: list[str] = []
+    generated = [0]
+
+    def records() -> Iterator[Record]:
+        for history in simulator.customers(customers):
+            generated[0] += 1
+            if any("customer_id" in e for e in history.events):
+                identified.append(history.customer_id)
+            yield from dataset.history_records_of(history, catalog, now)
+
+    started = time.perf_counter()
+    with _progress() as progress:
+        task = progress.add_task("loading simulated histories onto Kafka", total=customers)
+        sent = _produce(settings, records(),
+                        lambda: progress.update(task, completed=generated[0]))
+    return {"customers": customers, "events": sent, "identified_customers": identified,
+            "produce_s": round(time.perf_counter() - started, 2)}
+
+
+def _produce(settings: Settings, records: Iterator[Record], tick: Callable[[], None]) -> int:
+    sent = 0
+    try:
+        from confluent_kafka import Producer
+    except ImportError:
+        Producer = None
+    if Producer is None:
+        from services.streaming.publisher import KafkaPublisher
+
+        publisher = KafkaPublisher(settings)
+        producer = publisher.producer()
+        for record in records:
+            producer.send(settings.topic_touchpoints, key=record.key, value=record.value,
+                          headers=record.headers)
+            sent += 1
+            if sent % 5000 == 0:
+                tick()
+        producer.flush(timeout=300)
+        publisher.close()
+        return sent
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, "acks": "all",
+                         "enable.idempotence": True, "linger.ms": 20,
+                         "compression.type": settings.kafka_compression, "log_level": 3})
+    failures: list[Any] = []
+
+    def delivered(error, _message) -> None:
+        if error is not None:
+            failures.append(error)
+
+    for record in records:
+        while True:
+            try:
+                producer.produce(settings.topic_touchpoints, key=record.key, value=record.value,
+                                 headers=record.headers, on_delivery=delivered)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        sent += 1
+        if sent % 5000 == 0:
+            producer.poll(0)
+            tick()
+    producer.flush(300)
+    tick()
+    if failures:
+        raise RuntimeError(f"{len(failures)} history records were not acknowledged: "
+                           f"{failures[0]}")
+    return sent
+
+
+class GroupProgress:
+    """Committed offsets of the profile consumer group against the end of the topic."""
+
+    def __init__(self, settings: Settings):
+        from kafka import KafkaConsumer, TopicPartition
+
+        self.topic = settings.topic_touchpoints
+        self.consumer = KafkaConsumer(**kafka_client_options(settings),
+                                      group_id=settings.kafka_consumer_group,
+                                      enable_auto_commit=False)
+        partitions = self.consumer.partitions_for_topic(self.topic) or set()
+        self.partitions = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+
+    def end_offsets(self) -> int:
+        return sum(self.consumer.end_offsets(self.partitions).values())
+
+    def committed(self) -> int:
+        return sum(self.consumer.committed(tp) or 0 for tp in self.partitions)
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def used_memory(redis_url: str) -> int:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return int(client.info("memory")["used_memory"])
+    finally:
+        client.close()
+
+
+def count_profiles(settings: Settings) -> dict[str, int]:
+    client = redis.Redis.from_url(settings.redis_url)
+    counts = {"customers": 0, "anonymous": 0}
+    try:
+        for key in client.scan_iter(match=profile_pattern(settings.redis_namespace),
+                                    count=5000):
+            subject = key.decode().split("{", 1)[1].split("}", 1)[0]
+            counts["anonymous" if subject.startswith("a:") else "customers"] += 1
+    finally:
+        client.close()
+    return counts
+
+
+def wait_for_fold(settings: Settings, total: int, timeout_s: float,
+                  alive: Callable[[], bool]) -> dict[str, Any]:
+    """Waits until the profile group committed every record; the fold rate and its timeline."""
+    progress_reader = GroupProgress(settings)
+    end = progress_reader.end_offsets()
+    samples: list[tuple[float, int]] = []
+    first_progress = None
+    deadline = time.monotonic() + timeout_s
+    try:
+        with _progress() as progress:
+            task = progress.add_task("profile consumer folding the history", total=end)
+            while time.monotonic() < deadline and alive():
+                done = progress_reader.committed()
+                now = time.perf_counter()
+                samples.append((now, done))
+                if done > 0 and first_progress is None:
+                    first_progress = (now, done)
+                progress.update(task, completed=done)
+                if done >= end:
+                    break
+                time.sleep(0.5)
+    finally:
+        progress_reader.close()
+    last_time, last_done = samples[-1] if samples else (0.0, 0)
+    if last_done >= end and (first_progress is None or last_done == first_progress[1]):
+        return {"drained": True, "end_offsets": end, "records": total, "drain_s": 0.0,
+                "fold_events_per_s": None, "timeline": []}
+    if last_done < end or first_progress is None:
+        return {"drained": False, "end_offsets": end, "committed": last_done,
+                "reason": f"consumer committed {last_done:,} of {end:,} records in "
+                          f"{timeout_s:.0f} s" if alive() else "profile service exited"}
+    # Rate between the first and last committed progress: excludes start-up and group join.
+    elapsed = max(last_time - first_progress[0], 1e-9)
+    folded = last_done - first_progress[1]
+    return {"drained": True, "end_offsets": end, "records": total,
+            "drain_s": round(elapsed, 2), "fold_events_per_s": round(folded / elapsed, 1),
+            "timeline": [(round(t - samples[0][0], 1), n) for t, n in samples[::4]]}

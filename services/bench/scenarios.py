@@ -1,0 +1,343 @@
+"""The benchmark scenarios. Each returns an `Outcome`; a missing service is 'not available'."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import itertools
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from services.bench import dataset, loadgen
+from services.bench.ceilings import post_action
+from services.bench.stats import LatencySummary, RunResult
+from services.bench.system import WEBHOOK_SECRET, Endpoint, SystemUnderTest
+
+
+@dataclass
+class Outcome:
+    """One row of the results table."""
+
+    name: str
+    title: str
+    status: str = "ok"  # ok | not available | failed
+    result: str = ""
+    value: float | None = None
+    unit: str = ""
+    target: str = ""
+    met: bool | None = None
+    ceiling: str = ""
+    share: float | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+def not_available(name: str, title: str, reason: str) -> Outcome:
+    return Outcome(name, title, status="not available", reason=reason)
+
+
+@dataclass
+class Plan:
+    """Durations and sizes; `quick` shrinks everything for a smoke run."""
+
+    duration_s: float = 15.0
+    customers: int = 100_000
+    single_rate: float = 500
+    e2p_events_per_s: float = 2000
+    e2p_batch: int = 20
+    e2p_probe_every: int = 4
+    recommendation_rate: float = 500
+    candidate_counts: tuple[int, ...] = (5, 20, 50)
+    batch_size: int = 500
+    batch_concurrency: int = 4
+    closed_concurrency: int = 16
+    dashboard_events: int = 1_000_000
+
+    @classmethod
+    def quick(cls) -> Plan:
+        return cls(duration_s=4.0, customers=2000, dashboard_events=20_000)
+
+
+@dataclass
+class Context:
+    system: SystemUnderTest
+    plan: Plan
+    now: datetime
+    ceilings: dict[str, Any]
+    loaded_customers: list[str] = field(default_factory=list)
+
+    def endpoint(self, name: str) -> Endpoint | None:
+        return self.system.endpoints.get(name)
+
+    @property
+    def http_max(self) -> float | None:
+        return self.ceilings.get("http", {}).get("max_requests_per_s")
+
+
+def _cycle(bodies: list[bytes]) -> Callable[[int], bytes]:
+    """Body i, reusing the list with new event ids on each pass."""
+    count = len(bodies)
+    return lambda i: dataset.with_fresh_ids(bodies[i % count], i // count)
+
+
+def _latency_text(run: RunResult) -> str:
+    latency = run.latency()
+    return (f"p50 {latency.p50_ms:.1f} ms, p99 {latency.p99_ms:.1f} ms at "
+            f"{run.target_rate:g}/s ({run.errors} errors)")
+
+
+def single_ingest(ctx: Context) -> Outcome:
+    title = "Single-event ingest"
+    endpoint = ctx.endpoint("ingestion")
+    if endpoint is None:
+        return not_available("single_ingest", title, "ingestion service not running")
+    plan = ctx.plan
+    count = int(plan.single_rate * plan.duration_s)
+    bodies = dataset.single_bodies(dataset.live_events(ctx.now, count, "s1", seed=11))
+    action = post_action(endpoint, "/v1/events", _cycle(bodies), ctx.system.auth_headers)
+    fixed = loadgen.run(loadgen.open_loop(endpoint.host, endpoint.port, action,
+                                          plan.single_rate, plan.duration_s))
+    maximum = loadgen.run(loadgen.closed_loop(endpoint.host, endpoint.port, action,
+                                              plan.closed_concurrency, plan.duration_s / 2))
+    p99 = fixed.latency().p99_ms
+    share = maximum.achieved_rate / ctx.http_max if ctx.http_max else None
+    return Outcome(
+        "single_ingest", title, result=_latency_text(fixed) +
+        f"; max {maximum.achieved_rate:,.0f} req/s", value=p99, unit="ms p99",
+        target="p99 < 20 ms at 500 req/s", met=p99 < 20 and fixed.errors == 0,
+        ceiling="empty endpoint req/s", share=share,
+        data={"fixed_rate": fixed.to_dict(), "max_rate": maximum.to_dict()})
+
+
+def batch_ingest(ctx: Context) -> Outcome:
+    title = f"Batched ingest ({ctx.plan.batch_size}/request)"
+    endpoint = ctx.endpoint("ingestion")
+    if endpoint is None:
+        return not_available("batch_ingest", title, "ingestion service not running")
+    plan = ctx.plan
+    events = dataset.live_events(ctx.now, plan.batch_size * 40, "b1", seed=12)
+    bodies = dataset.batch_bodies(events, plan.batch_size)
+    action = post_action(endpoint, "/v1/events", _cycle(bodies), ctx.system.auth_headers)
+    run = loadgen.run(loadgen.closed_loop(endpoint.host, endpoint.port, action,
+                                          plan.batch_concurrency, plan.duration_s))
+    run.items_per_request = plan.batch_size
+    rate = run.items_per_s
+    raw = ctx.ceilings.get("kafka", {}).get("produce_kafka_python", {}).get("messages_per_s")
+    share = rate / raw if raw else None
+    met = rate >= 10_000 and (share is None or share >= 0.5) and run.errors == 0
+    latency = run.latency()
+    return Outcome(
+        "batch_ingest", title,
+        result=f"{rate:,.0f} events/s ({run.achieved_rate:.1f} req/s, p50 "
+        f"{latency.p50_ms:.0f} ms per request, {plan.batch_concurrency} clients, "
+        f"{run.errors} errors)", value=rate, unit="events/s",
+        target=">= 10,000 events/s and >= 50% of raw produce", met=met,
+        ceiling="raw kafka-python produce", share=share, data={"max_rate": run.to_dict()})
+
+
+def consumer_fold(ctx: Context, load: dict[str, Any]) -> Outcome:
+    title = "Consumer fold (1 process)"
+    if not load.get("drained"):
+        reason = load.get("reason") or "profile consumer did not drain the loaded history"
+        status = "not available" if "profile" in ctx.system.unavailable else "failed"
+        return Outcome("consumer_fold", title, status=status, reason=reason, data=load)
+    rate = load["fold_events_per_s"]
+    raw = ctx.ceilings.get("kafka", {}).get("consume_kafka_python", {}).get("messages_per_s")
+    return Outcome(
+        "consumer_fold", title,
+        result=f"{rate:,.0f} events/s ({load['events']:,} events of {load['customers']:,} "
+        f"customers in {load['drain_s']:.1f} s)", value=rate, unit="events/s",
+        target=">= 10,000 events/s per consumer process", met=rate >= 10_000,
+        ceiling="raw kafka-python consume", share=rate / raw if raw else None, data=load)
+
+
+def event_to_profile(ctx: Context) -> Outcome:
+    """POST -> visible in GET /v1/profiles/{id}: probes are first events of new customers,
+    so 'visible' is the profile answering 200 instead of 404."""
+    title = "Event-to-profile delay"
+    ingestion, profile = ctx.endpoint("ingestion"), ctx.endpoint("profile")
+    if ingestion is None or profile is None:
+        return not_available("event_to_profile", title, "ingestion or profile service not running")
+    plan = ctx.plan
+    rate = plan.e2p_events_per_s / plan.e2p_batch
+    requests = int(rate * plan.duration_s)
+    pool = [e for e in dataset.live_events(ctx.now, requests * plan.e2p_batch * 2, "e1", seed=13)
+            if "customer_id" in e]
+    rng = random.Random(5)
+    known = ctx.loaded_customers or ["c-0000000"]
+    bodies, probes = [], {}
+    stamp = int(ctx.now.timestamp())
+    for i in range(requests):
+        batch = []
+        for j in range(plan.e2p_batch):
+            event = dict(pool[(i * plan.e2p_batch + j) % len(pool)])
+            event.pop("anonymous_id", None)
+            event["event_id"] = f"e2p-{stamp}-{i}-{j}"
+            event["customer_id"] = rng.choice(known)
+            batch.append(event)
+        if i % plan.e2p_probe_every == 0:
+            probes[i] = batch[0]["customer_id"] = f"probe-{stamp}-{i}"
+        bodies.append(orjson.dumps({"events": batch}))
+    delays: list[float] = []
+    missing: list[str] = []
+    headers = {"Content-Type": "application/json", **ctx.system.auth_headers}
+    poll_headers = ctx.system.auth_headers
+    profile_idle: list[loadgen.Connection] = []
+
+    async def action(index: int, intended: float, connection: loadgen.Connection) -> int:
+        payload = loadgen.build_request("POST", "/v1/events", connection.host_header,
+                                        bodies[index], headers)
+        status = (await connection.send(payload)).status
+        customer = probes.get(index)
+        if customer is None or status != 202:
+            return status
+        reader = profile_idle.pop() if profile_idle else loadgen.Connection(profile.host,
+                                                                           profile.port)
+        try:
+            deadline = time.perf_counter() + 5
+            while time.perf_counter() < deadline:
+                answer = await reader.request("GET", f"/v1/profiles/{customer}",
+                                              headers=poll_headers)
+                if answer.status == 200:
+                    delays.append(time.perf_counter() - intended)
+                    return status
+                await asyncio.sleep(0.005)
+            missing.append(customer)
+            return 599
+        finally:
+            profile_idle.append(reader)
+
+    run = loadgen.run(loadgen.open_loop(ingestion.host, ingestion.port, action, rate,
+                                        plan.duration_s, timeout_s=8))
+    run.items_per_request = plan.e2p_batch
+    summary = LatencySummary.of(delays)
+    met = summary.count > 0 and summary.p99_ms < 250 and not missing and run.errors == 0
+    return Outcome(
+        "event_to_profile", title,
+        result=f"p50 {summary.p50_ms:.0f} ms, p99 {summary.p99_ms:.0f} ms at "
+        f"{plan.e2p_events_per_s:,.0f} events/s ({summary.count} probes, {len(missing)} not "
+        f"visible in 5 s, {run.errors} errors)", value=summary.p99_ms, unit="ms p99",
+        target="p99 < 250 ms at 2,000 events/s", met=met,
+        data={"ingest": run.to_dict(), "probes": summary.__dict__, "not_visible": len(missing),
+              "poll_interval_ms": 5})
+
+
+def recommendations(ctx: Context, candidates: int) -> Outcome:
+    name, title = f"recommend_{candidates}", f"Recommendation, {candidates} candidates"
+    endpoint = ctx.endpoint("recommender")
+    if endpoint is None:
+        return not_available(name, title, "recommender service not running")
+    plan = ctx.plan
+    ids = [a["id"] for a in dataset.bench_actions()["actions"]][:candidates]
+    rng = random.Random(candidates)
+    known = ctx.loaded_customers or [f"c-{n:07d}" for n in range(1000)]
+    bodies = [orjson.dumps({"customer_id": rng.choice(known), "candidates": ids, "k": 1,
+                            "context": {"locale": "vi"}}) for _ in range(5000)]
+    action = post_action(endpoint, "/v1/recommendations", lambda i: bodies[i % len(bodies)],
+                         ctx.system.auth_headers)
+    fixed = loadgen.run(loadgen.open_loop(endpoint.host, endpoint.port, action,
+                                          plan.recommendation_rate, plan.duration_s))
+    maximum = loadgen.run(loadgen.closed_loop(endpoint.host, endpoint.port, action,
+                                              plan.closed_concurrency, plan.duration_s / 2))
+    p99 = fixed.latency().p99_ms
+    share = maximum.achieved_rate / ctx.http_max if ctx.http_max else None
+    outcome = Outcome(
+        name, title, result=_latency_text(fixed) + f"; max {maximum.achieved_rate:,.0f} req/s",
+        value=p99, unit="ms p99", ceiling="empty endpoint req/s", share=share,
+        data={"fixed_rate": fixed.to_dict(), "max_rate": maximum.to_dict()})
+    if candidates == 20:
+        outcome.target = "p99 < 10 ms at 500 req/s; max >= 40% of empty endpoint"
+        outcome.met = p99 < 10 and fixed.errors == 0 and (share is None or share >= 0.4)
+    return outcome
+
+
+def webhook_ingest(ctx: Context) -> Outcome:
+    title = "Webhook ingest (Shopify orders)"
+    endpoint = ctx.endpoint("ingestion")
+    if endpoint is None:
+        return not_available("webhook_ingest", title, "ingestion service not running")
+    plan = ctx.plan
+    rate = 200.0
+    signed = []
+    for n in range(int(rate * plan.duration_s) + 20_000):
+        body, headers = dataset.shopify_order(ctx.now, n)
+        headers["X-Shopify-Hmac-Sha256"] = base64.b64encode(
+            hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).digest()).decode()
+        headers["Content-Type"] = "application/json"
+        signed.append(loadgen.build_request("POST", "/v1/webhooks/shopify",
+                                            f"{endpoint.host}:{endpoint.port}", body, headers))
+    counter = itertools.count()
+
+    async def action(index: int, intended: float, connection: loadgen.Connection) -> int:
+        return (await connection.send(signed[next(counter) % len(signed)])).status
+
+    fixed = loadgen.run(loadgen.open_loop(endpoint.host, endpoint.port, action, rate,
+                                          plan.duration_s))
+    maximum = loadgen.run(loadgen.closed_loop(endpoint.host, endpoint.port, action,
+                                              plan.closed_concurrency, plan.duration_s / 2))
+    share = maximum.achieved_rate / ctx.http_max if ctx.http_max else None
+    if fixed.ok == 0:
+        return Outcome("webhook_ingest", title, status="failed",
+                       reason=f"no request accepted: statuses {dict(fixed.statuses)}",
+                       data={"fixed_rate": fixed.to_dict()})
+    return Outcome(
+        "webhook_ingest", title,
+        result=_latency_text(fixed) + f"; max {maximum.achieved_rate:,.0f} req/s",
+        value=maximum.achieved_rate, unit="req/s", ceiling="empty endpoint req/s", share=share,
+        data={"fixed_rate": fixed.to_dict(), "max_rate": maximum.to_dict()})
+
+
+def dashboard(ctx: Context) -> Outcome:
+    title = f"Dashboard API ({ctx.plan.dashboard_events:,} events)"
+    try:
+        from services.profiles.analytics import bench as analytics_bench
+    except ImportError as exc:
+        return not_available("dashboard", title, f"analytics benchmark hook missing: {exc}")
+    import redis
+
+    client = redis.Redis.from_url(ctx.system.settings.redis_url)
+    settings = ctx.system.settings.model_copy(update={"redis_namespace": "benchdash"})
+    try:
+        report = analytics_bench.run_bench(settings, client, n_events=ctx.plan.dashboard_events,
+                                           repeats=3)
+    finally:
+        client.close()
+    slowest = report.slowest_s * 1000
+    calls = {name: {k: round(v, 4) if isinstance(v, float) else v for k, v in call.items()}
+             for name, call in report.calls.items()}
+    return Outcome(
+        "dashboard", title, result=f"slowest call {slowest:,.0f} ms over {len(calls)} calls "
+        f"(load {report.events / report.load_s:,.0f} events/s)", value=slowest, unit="ms max",
+        target="every call < 1 s", met=slowest < 1000,
+        data={"events": report.events, "decisions": report.decisions,
+              "load_s": round(report.load_s, 2), "calls": calls})
+
+
+def memory_per_customer(ctx: Context, load: dict[str, Any]) -> Outcome:
+    title = "Redis memory per customer"
+    if not load.get("drained"):
+        return not_available("memory_per_customer", title,
+                             "history not folded into profiles (profile consumer missing)")
+    per_customer = load["memory"]["bytes_per_customer"]
+    return Outcome(
+        "memory_per_customer", title,
+        result=f"{per_customer:,.0f} bytes per customer ({load['customers']:,} customers, "
+        f"{load['events'] / load['customers']:.1f} events each; "
+        f"{load['memory']['used_memory_delta'] / 2**20:,.0f} MiB in all)",
+        value=per_customer, unit="bytes", target="<= 2 KiB per customer",
+        met=per_customer <= 2048, data=load["memory"])
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

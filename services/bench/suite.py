@@ -1,0 +1,184 @@
+"""The whole benchmark run: system up, ceilings, history load, scenarios, results."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from services.bench import ceilings, dataset, history_load, report, scenarios
+from services.bench.scenarios import Context, Outcome, Plan
+from services.bench.system import SystemUnderTest, start_system
+from shared.touchpoints import load_catalog
+
+NOISE_NOTE = (
+    "All services, Redis, the broker and the load generator share this machine's cores; the "
+    "load generator's own CPU time is part of every figure. Numbers taken while other "
+    "processes use the CPU are noisy: see the load average."
+)
+
+
+def measure_ceilings(system: SystemUnderTest, plan: Plan, say) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    say("ceiling: empty FastAPI endpoint")
+    results["http"] = _guard(lambda: ceilings.http_ceiling(
+        system, plan.single_rate, plan.duration_s / 2, plan.closed_concurrency))
+    now = datetime.now(UTC)
+    simulator = dataset.history_simulator(now, prefix="k")
+    catalog = load_catalog(system.settings.touchpoint_catalog_file)
+    records = []
+    for history in simulator.customers(4000 if plan.customers >= 10_000 else 800):
+        records.extend(dataset.history_records_of(history, catalog, now))
+    say(f"ceiling: raw Kafka produce and consume ({len(records):,} event records)")
+    kafka: dict[str, Any] = {}
+    settings = system.settings
+    kafka["produce_kafka_python"] = _guard(lambda: ceilings.kafka_produce_ceiling(settings,
+                                                                                  records))
+    kafka["produce_kafka_python_uncompressed"] = _guard(
+        lambda: ceilings.kafka_produce_ceiling(settings, records, "none"))
+    kafka["produce_confluent"] = _guard(lambda: ceilings.confluent_produce_ceiling(settings,
+                                                                                   records))
+    topic = kafka["produce_kafka_python"].get("topic")
+    if topic:
+        kafka["consume_kafka_python"] = _guard(
+            lambda: ceilings.kafka_consume_ceiling(settings, topic, len(records) + 1))
+    results["kafka"] = kafka
+    say("ceiling: pipelined Redis")
+    results["redis"] = _guard(lambda: ceilings.redis_ceiling(settings.redis_url))
+    say("ceiling: bare model predict")
+    results["model"] = _guard(ceilings.model_ceiling)
+    return results
+
+
+def _guard(call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    try:
+        return call()
+    except Exception as exc:  # a failed ceiling is reported, not fatal
+        return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+
+
+def load_history(system: SystemUnderTest, plan: Plan, now: datetime, say) -> dict[str, Any]:
+    """Histories onto Kafka, then the profile service starts and folds them (timed)."""
+    settings = system.settings
+    produced = history_load.produce_history(settings, now, plan.customers)
+    say(f"{produced['events']:,} events of {plan.customers:,} customers on the topic in "
+        f"{produced['produce_s']:.1f} s")
+    memory_before = history_load.used_memory(settings.redis_url)
+    load: dict[str, Any] = {"customers": plan.customers, "events": produced["events"],
+                            "produce_s": produced["produce_s"]}
+    started = time.monotonic()
+    if system.start_service("profile") is None:
+        load.update(drained=False, reason=f"profile service: {system.unavailable['profile']}")
+        return {**load, "identified": produced["identified_customers"]}
+    say(f"profile service up in {time.monotonic() - started:.1f} s; folding the history")
+    fold = history_load.wait_for_fold(settings, produced["events"], timeout_s=600,
+                                      alive=lambda: system.pid("profile") is not None)
+    load.update(fold)
+    if fold.get("drained"):
+        memory_after = history_load.used_memory(settings.redis_url)
+        subjects = history_load.count_profiles(settings)
+        delta = memory_after - memory_before
+        load["memory"] = {"used_memory_before": memory_before, "used_memory_after": memory_after,
+                          "used_memory_delta": delta, "profiles": subjects,
+                          "bytes_per_customer": round(delta / plan.customers, 1)}
+    return {**load, "identified": produced["identified_customers"]}
+
+
+def catch_up(system: SystemUnderTest, say, timeout_s: float = 180) -> None:
+    """Waits for the profile consumer to fold what earlier scenarios sent."""
+    if system.pid("profile") is None:
+        return
+    state = history_load.wait_for_fold(system.settings, 0, timeout_s,
+                                       alive=lambda: system.pid("profile") is not None)
+    if not state.get("drained"):
+        say(f"profile consumer still behind: {state.get('reason')}")
+
+
+def run_suite(plan: Plan, mode: str, root: Path, write_docs: bool = True,
+              console: Console | None = None) -> dict[str, Any]:
+    # Wide enough for the table when the output is a file or a pipe, not a terminal.
+    console = console or Console(width=None if Console().is_terminal else 160)
+
+    def say(message: str) -> None:
+        console.print(f"[bold cyan]bench[/] {message}")
+
+    started_at = datetime.now(UTC)
+    started = time.monotonic()
+    machine = ceilings.machine()
+    data_dir = root / ".data" / "bench"
+    actions_file = data_dir / "bench-actions.json"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    actions_file.write_text(json.dumps(dataset.bench_actions()), "utf-8")
+    system = start_system(data_dir, {"ACTION_CATALOG_FILE": str(actions_file.resolve())}, say,
+                          defer=("profile",))
+    outcomes: list[Outcome] = []
+    try:
+        found = measure_ceilings(system, plan, say)
+        now = datetime.now(UTC)
+        load = load_history(system, plan, now, say)
+        ctx = Context(system, plan, now, found, loaded_customers=load.pop("identified"))
+        steps: list[tuple[str, Callable[[], Outcome]]] = [
+            ("consumer fold", lambda: scenarios.consumer_fold(ctx, load)),
+            ("memory per customer", lambda: scenarios.memory_per_customer(ctx, load)),
+            ("single-event ingest", lambda: scenarios.single_ingest(ctx)),
+            ("event-to-profile delay", lambda: _after(catch_up, system, say,
+                                                      lambda: scenarios.event_to_profile(ctx))),
+            ("batched ingest", lambda: scenarios.batch_ingest(ctx)),
+            ("webhook ingest", lambda: scenarios.webhook_ingest(ctx)),
+        ]
+        for count in plan.candidate_counts:
+            steps.append((f"recommendations, {count} candidates",
+                          lambda count=count: _after(catch_up, system, say,
+                                                     lambda: scenarios.recommendations(ctx,
+                                                                                       count))))
+        steps.append(("dashboard API", lambda: scenarios.dashboard(ctx)))
+        for label, step in steps:
+            say(f"scenario: {label}")
+            ctx.now = datetime.now(UTC)
+            outcomes.append(_run_step(label, step))
+            item = outcomes[-1]
+            say(f"  -> {item.result if item.status == 'ok' else item.status + ': ' + item.reason}")
+    finally:
+        system.stop()
+    results_file = root / "bench" / "results" / f"{started_at:%Y-%m-%d}.json"
+    document = {
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "duration_s": round(time.monotonic() - started, 1),
+        "mode": mode,
+        "machine": machine,
+        "load_average_at_end": os.getloadavg(),
+        "plan": plan.__dict__,
+        "ceilings": found,
+        "history_load": load,
+        "scenarios": [o.to_dict() for o in outcomes],
+        "notes": [NOISE_NOTE],
+        "results_file": str(results_file.relative_to(root)),
+    }
+    report.print_tables(outcomes, found, machine, console)
+    if write_docs:
+        report.write_json(document, results_file)
+        report.update_docs(root / "docs" / "benchmarks.md",
+                           report.markdown_results(report.clean(document)))
+        say(f"results written to {results_file.relative_to(root)} and docs/benchmarks.md")
+    return document
+
+
+def _after(before, system, say, step: Callable[[], Outcome]) -> Outcome:
+    before(system, say)
+    return step()
+
+
+def _run_step(label: str, step: Callable[[], Outcome]) -> Outcome:
+    try:
+        return step()
+    except Exception as exc:  # one broken scenario must not hide the others' results
+        return Outcome(label.replace(" ", "_"), label, status="failed",
+                       reason=f"{type(exc).__name__}: {exc}",
+                       data={"traceback": traceback.format_exc(limit=5)})
