@@ -125,7 +125,7 @@ class _Builder:
 
 
 def demo_data(n_events: int, end_ms: int, days: int = 90, seed: int = 7) -> DemoData:
-    """About `n_events` events (a customer is never cut short) in the `days` before `end_ms`."""
+    """About `n_events` events in the `days` before `end_ms`."""
     builder = _Builder(random.Random(seed))
     index = 0
     start_span = (days - 14) * DAY_MS
@@ -133,7 +133,11 @@ def demo_data(n_events: int, end_ms: int, days: int = 90, seed: int = 7) -> Demo
         start = end_ms - days * DAY_MS + int(builder.rng.random() * start_span)
         builder.customer(index, start, end_ms)
         index += 1
-    return DemoData(builder.events, builder.decisions)
+    # Journeys that run past the end stop there: nothing happens in the future.
+    return DemoData(
+        [e for e in builder.events if e.at_ms <= end_ms],
+        [d for d in builder.decisions if d.at_ms <= end_ms],
+    )
 
 
 def batches(items: list, size: int) -> Iterator[list]:

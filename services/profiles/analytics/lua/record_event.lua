@@ -113,6 +113,9 @@ if s.buy ~= '1' and in_order then
 end
 
 if is_purchase then
+  -- A journey quiet for longer than the window ended before this purchase.
+  local last = redis.call('LINDEX', customer_key(subject, 'tx'), -1)
+  if last and parse_touch(last).at < at - window then close_journey(subject, segment) end
   -- Conversions within the window after each touch, revenue split equally over them.
   local touches = read_touches(subject)
   local in_window = {}

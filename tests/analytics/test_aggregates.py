@@ -1,0 +1,181 @@
+"""The Lua aggregates on a real Redis: hand-counted journeys, idempotency, time decay."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from services.profiles.analytics import attribution, keys
+from services.profiles.analytics.demo_data import demo_data
+from services.profiles.analytics.facts import DecisionFacts, EventFacts
+from services.profiles.analytics.store import AggregateConfig, AnalyticsStore
+
+T0 = datetime(2027, 1, 10, 8, 0, tzinfo=UTC)
+FACETS = {
+    "ads.click": ("ads", "pre_purchase", "discovery"),
+    "email.click": ("email", "pre_purchase", "research"),
+    "zalo.message": ("zalo", "purchase", "contact"),
+    "web.purchase": ("web", "purchase", "purchase"),
+    "delivery.delivered": ("delivery", "post_purchase", "after_sales"),
+    "survey.response": ("survey", "post_purchase", "after_sales"),
+    "loyalty.redeem": ("loyalty", "post_purchase", "loyalty"),
+}
+
+
+def event(customer: str, n: int, hours: float, touchpoint: str, value: float = 0.0,
+          rating: int | None = None, decision: str = "") -> EventFacts:
+    at = T0 + timedelta(hours=hours)
+    channel, phase, step = FACETS[touchpoint]
+    purchase = touchpoint == "web.purchase"
+    return EventFacts(
+        f"{customer}-{n}", customer, int(at.timestamp() * 1000), at.date().isoformat(),
+        touchpoint, channel, phase, step, purchase, value, rating, decision, True, not purchase,
+    )
+
+
+@pytest.fixture
+def store(redis_client, test_id) -> AnalyticsStore:
+    return AnalyticsStore(redis_client, f"t{test_id}", AggregateConfig(conversion_window_days=7))
+
+
+def hashes(store: AnalyticsStore, name: str, day: date | str) -> dict[str, str]:
+    raw = store.client.hgetall(keys.day_key(store.namespace, day, name))
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+def snapshot(store: AnalyticsStore) -> dict:
+    out = {}
+    for key in store.client.scan_iter(f"{keys.prefix(store.namespace)}:*"):
+        if b":rate:" in key:
+            continue
+        kind = store.client.type(key)
+        if kind == b"hash":
+            out[key] = store.client.hgetall(key)
+        elif kind == b"string":
+            out[key] = store.client.get(key)
+        elif kind == b"list":
+            out[key] = store.client.lrange(key, 0, -1)
+        elif kind == b"zset":
+            out[key] = store.client.zrange(key, 0, -1, withscores=True)
+    return out
+
+
+def test_a_touch_converts_when_a_purchase_follows_within_the_window(store):
+    c1 = [event("c1", 0, 0, "ads.click"), event("c1", 1, 24, "email.click"),
+          event("c1", 2, 48, "web.purchase", value=300.0)]
+    # c2 touched 9 days before buying: outside the 7-day window
+    c2 = [event("c2", 0, 0, "ads.click"), event("c2", 1, 9 * 24, "web.purchase", value=50.0)]
+    assert store.record(c1 + c2, [], now_s=1) == 5
+    first_day = hashes(store, "tp", "2027-01-10")
+    assert first_day["ads.click|ads|pre_purchase|prospect|e"] == "2"
+    assert first_day["ads.click|ads|pre_purchase|prospect|c"] == "1"  # c1 only
+    assert float(first_day["ads.click|ads|pre_purchase|prospect|ar"]) == 150.0  # 300 / 2
+    second = hashes(store, "tp", "2027-01-11")
+    assert float(second["email.click|email|pre_purchase|prospect|ar"]) == 150.0
+    purchases = hashes(store, "purchases", "2027-01-12")
+    assert purchases == {"prospect|n": "1", "prospect|t": "2", "prospect|r": "300"}
+    late = hashes(store, "purchases", "2027-01-19")
+    assert late["prospect|t"] == "0"
+    # c2's journey ended (non-converted) before the late purchase
+    paths = hashes(store, "prospect:pch", "2027-01-10")
+    assert paths == {"n|ads": "1"}
+    converted = hashes(store, "prospect:pch", "2027-01-12")
+    assert converted == {"n|ads>email": "1", "c|ads>email": "1", "r|ads>email": "300"}
+
+
+def test_redelivered_events_and_decisions_count_once(store):
+    data = demo_data(1500, int(T0.timestamp() * 1000), days=30, seed=3)
+    store.record(data.events, data.decisions, now_s=1)
+    before = snapshot(store)
+    assert store.record(data.events[:700], data.decisions, now_s=1) == 0
+    assert snapshot(store) == before
+
+
+def test_segment_follows_the_purchases_made_before_the_event(store):
+    store.record([
+        event("c1", 0, 0, "ads.click"), event("c1", 1, 1, "web.purchase", value=10.0),
+        event("c1", 2, 2, "email.click"), event("c1", 3, 3, "web.purchase", value=10.0),
+        event("c1", 4, 4, "email.click"),
+    ], [], now_s=1)
+    day = hashes(store, "tp", "2027-01-10")
+    assert day["ads.click|ads|pre_purchase|prospect|e"] == "1"
+    assert day["email.click|email|pre_purchase|first_time_buyer|e"] == "1"
+    assert day["email.click|email|pre_purchase|repeat_buyer|e"] == "1"
+    assert day["web.purchase|web|purchase|prospect|p"] == "1"
+    assert day["web.purchase|web|purchase|first_time_buyer|p"] == "1"
+
+
+def test_funnel_stages_by_cohort_and_first_channel(store):
+    store.record([
+        event("c1", 0, 0, "ads.click"), event("c1", 1, 10, "web.purchase", value=10.0),
+        event("c1", 2, 30, "delivery.delivered"), event("c1", 3, 100, "loyalty.redeem"),
+        event("c2", 0, 0, "ads.click"), event("c2", 1, 2, "web.purchase", value=10.0),
+        event("c3", 0, 5, "email.click"),
+    ], [], now_s=1)
+    funnel = hashes(store, "funnel", "2027-01-10")
+    assert funnel["ads|0|n"] == "2" and funnel["email|0|n"] == "1"
+    assert funnel["ads|1|n"] == "2" and funnel["ads|2|n"] == "1" and funnel["ads|3|n"] == "1"
+    # waits 10 h (bucket 2: 6-24 h) and 2 h (bucket 1: 1-6 h) to purchase
+    assert funnel["ads|1|w2"] == "1" and funnel["ads|1|w1"] == "1"
+    assert float(funnel["ads|1|ws"]) == 12 * 3600
+
+
+def test_drop_off_counts_each_non_buyer_once_at_the_last_touchpoint(store):
+    store.record([
+        event("c1", 0, 0, "ads.click"), event("c1", 1, 30, "email.click"),
+        event("c2", 0, 0, "ads.click"), event("c2", 1, 1, "web.purchase", value=5.0),
+    ], [], now_s=1)
+    assert hashes(store, "drop", "2027-01-10") == {"ads.click|ads": "0"}
+    assert hashes(store, "drop", "2027-01-11") == {"email.click|email": "1"}
+
+
+def test_decision_outcomes_for_treated_and_holdout(store):
+    decided = int(T0.timestamp() * 1000)
+    day = T0.date().isoformat()
+    decisions = [
+        DecisionFacts("d1", "c1", decided, day, "zalo_reminder", "v1", False),
+        DecisionFacts("d2", "c2", decided, day, "zalo_reminder", "v1", True),
+        DecisionFacts("d3", "c3", decided, day, "zalo_reminder", "v1", False),
+    ]
+    store.record([], decisions, now_s=1)
+    store.record([
+        event("c1", 0, 1, "zalo.message", decision="d1"),
+        event("c1", 1, 2, "web.purchase", value=100.0),
+        event("c1", 2, 3, "web.purchase", value=50.0),
+        event("c2", 0, 5, "web.purchase", value=40.0),  # holdout bought anyway
+        event("c3", 0, 24 * 8, "web.purchase", value=70.0),  # after the window
+    ], decisions, now_s=1)
+    rec = hashes(store, "rec", day)
+    assert rec["zalo_reminder|v1|t|n"] == "2" and rec["zalo_reminder|v1|h|n"] == "1"
+    assert rec["zalo_reminder|v1|t|r"] == "1" and rec["zalo_reminder|v1|h|r"] == "1"
+    assert float(rec["zalo_reminder|v1|t|v"]) == 150.0
+    assert float(rec["zalo_reminder|v1|t|v2"]) == 150.0**2  # one decision with 150 in total
+    assert float(rec["zalo_reminder|v1|h|v2"]) == 40.0**2
+
+
+def test_time_decay_credit_equals_the_core_model(store):
+    hours = [0, 30, 100, 140]
+    points = ["ads.click", "email.click", "zalo.message", "email.click"]
+    events = [event("c1", i, h, tp) for i, (h, tp) in enumerate(zip(hours, points, strict=True))]
+    events.append(event("c1", 9, 150, "web.purchase", value=1000.0))
+    store.record(events, [], now_s=1)
+    journey = attribution.Journey(
+        tuple(attribution.Touch(tp.split(".")[0], T0 + timedelta(hours=h))
+              for h, tp in zip(hours, points, strict=True)),
+        converted=True, value=1000.0,
+    )
+    expected = attribution.time_decay([journey], timedelta(days=7))
+    credit = hashes(store, "prospect:td", (T0 + timedelta(hours=150)).date())
+    for channel, conversions in expected.conversions.items():
+        assert float(credit[f"ch|{channel}|c"]) == pytest.approx(conversions)
+        assert float(credit[f"ch|{channel}|r"]) == pytest.approx(expected.revenue[channel])
+
+
+def test_quiet_journeys_close_as_non_converted_once_the_window_passed(store):
+    store.record([event("c1", 0, 0, "ads.click"), event("c1", 1, 5, "email.click")], [], 1)
+    assert store.close_quiet_journeys() == 0  # the latest event is c1's own
+    store.record([event("c9", 0, 24 * 9, "ads.click")], [], 1)  # time moves on
+    assert store.close_quiet_journeys() == 1
+    assert hashes(store, "prospect:pch", "2027-01-10") == {"n|ads>email": "1"}
+    assert hashes(store, "prospect:ptp", "2027-01-10") == {"n|ads.click>email.click": "1"}
