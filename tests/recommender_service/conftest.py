@@ -75,6 +75,7 @@ def profile_state(
 def service_settings(settings: Settings, tmp_path: Path) -> Settings:
     return settings.model_copy(update={
         "auth_disabled": True,
+        "rate_limit_enabled": False,
         "recommender_holdout_share": 0.0,
         "recommender_model_poll_s": 0.2,
         "model_registry_dir": tmp_path / "models",
@@ -117,9 +118,9 @@ def synthetic_log(
 def trained_policies() -> dict[str, PersonalizedPolicy]:
     """Two fitted policies that rank the two no-consent pre-purchase actions differently."""
     return {
-        "chat": PersonalizedPolicy(families=("linear",)).fit(
+        "a": PersonalizedPolicy(families=("linear",)).fit(
             synthetic_log("live_chat_invite", "no_action", seed=1)),
-        "callback": PersonalizedPolicy(families=("linear",)).fit(
+        "b": PersonalizedPolicy(families=("linear",)).fit(
             synthetic_log("no_action", "live_chat_invite", seed=2)),
     }
 
