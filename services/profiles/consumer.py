@@ -1,0 +1,291 @@
+"""The profile consumer: the poll loop and Kafka lifecycle in one place, the work as steps.
+
+    poll -> decode (pure) -> dead-letter (limit, then produce) -> apply (Lua, pipelined)
+         -> link identities -> commit last processed offset + 1 per partition
+
+Delivery is at least once: offsets are committed only after Redis (and the dead-letter topic)
+hold the batch. Anything redelivered (a crash before the commit, a commit refused during a
+rebalance) is recognised by the dedupe inside the Lua script and counts once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import CommitFailedError, KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from services.profiles.decoding import DeadLetter, Decoded, Link, decode_decision, decode_touchpoint
+from services.profiles.metrics import ProfileMetrics
+from services.profiles.store import Outcome, ProfileStore
+from services.streaming.publisher import Publisher, kafka_client_options
+from shared.errors import TouchpointError, UnavailableError
+from shared.settings import Settings
+from shared.stream import REQUEST_ID_HEADER, dead_letter_record, header
+from shared.touchpoints import TouchpointCatalog
+
+log = logging.getLogger(__name__)
+
+DEAD_LETTER_SOURCE = "profiles"
+
+
+class TooManyDeadLetters(TouchpointError):
+    """Too many undecodable records in a row: probably a bad producer deploy. Stop, loudly."""
+
+
+@dataclass(frozen=True)
+class DeadLetterLimit:
+    """How many undecodable records in a row are tolerated. A value: `after` returns a new one."""
+
+    max_consecutive: int
+    consecutive: int = 0
+
+    def after(self, dead: bool) -> DeadLetterLimit:
+        if not dead:
+            return DeadLetterLimit(self.max_consecutive)
+        if self.consecutive + 1 > self.max_consecutive:
+            raise TooManyDeadLetters(
+                f"{self.consecutive + 1} undecodable records in a row (limit "
+                f"{self.max_consecutive}); stopping without committing this batch"
+            )
+        return DeadLetterLimit(self.max_consecutive, self.consecutive + 1)
+
+
+def offsets_to_commit(records: Iterable[ConsumerRecord]) -> dict[TopicPartition, OffsetAndMetadata]:
+    """Last processed offset + 1 for every partition in the batch."""
+    last: dict[TopicPartition, int] = {}
+    for record in records:
+        tp = TopicPartition(record.topic, record.partition)
+        last[tp] = max(last.get(tp, -1), record.offset)
+    return {tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in last.items()}
+
+
+@dataclass
+class BatchResult:
+    applied: int = 0
+    duplicates: int = 0
+    refused: int = 0
+    dead_lettered: int = 0
+    linked: int = 0
+    by_topic: dict[str, dict[Outcome, int]] = field(default_factory=dict)
+
+
+class BatchProcessor:
+    """The steps between poll and commit, without the Kafka consumer (tests drive it directly)."""
+
+    def __init__(
+        self,
+        store: ProfileStore,
+        catalog: TouchpointCatalog,
+        dead_letters: Publisher,
+        settings: Settings,
+        metrics: ProfileMetrics,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        link_cache_size: int = 100_000,
+    ):
+        self.store = store
+        self.catalog = catalog
+        self.dead_letters = dead_letters
+        self.settings = settings
+        self.metrics = metrics
+        self.now = now
+        self.limit = DeadLetterLimit(settings.profile_max_consecutive_dead_letters)
+        self._linked: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._link_cache_size = link_cache_size
+
+    def decode(self, record: ConsumerRecord) -> Decoded | DeadLetter:
+        if record.topic == self.settings.topic_decisions:
+            return decode_decision(record.value, record.key)
+        return decode_touchpoint(record.value, record.key, self.catalog)
+
+    def process(self, records: Sequence[ConsumerRecord]) -> BatchResult:
+        decoded = [self.decode(record) for record in records]
+        limit = self.limit
+        for item in decoded:
+            limit = limit.after(isinstance(item, DeadLetter))
+        result = BatchResult()
+        self._dead_letter(records, decoded, result)
+        self._apply(records, decoded, result)
+        self._link(decoded, result)
+        self.limit = limit  # only once the batch is durable
+        return result
+
+    def _dead_letter(self, records: Sequence[ConsumerRecord],
+                     decoded: Sequence[Decoded | DeadLetter], result: BatchResult) -> None:
+        dead = [(r, d) for r, d in zip(records, decoded, strict=True) if isinstance(d, DeadLetter)]
+        if not dead:
+            return
+        now = self.now()
+        out = []
+        for record, letter in dead:
+            reason = f"{letter.reason} ({record.topic}/{record.partition}@{record.offset})"
+            log.warning("dead-lettering %s: %s", record.topic, reason)
+            out.append(dead_letter_record(
+                letter.value, reason, DEAD_LETTER_SOURCE, now, letter.errors, key=letter.key,
+                request_id=header(record.headers, REQUEST_ID_HEADER),
+            ))
+        self.dead_letters.publish(self.settings.topic_dead_letter, out)
+        for record, _ in dead:
+            self.metrics.dead_lettered.labels(record.topic).inc()
+        result.dead_lettered = len(dead)
+
+    def _apply(self, records: Sequence[ConsumerRecord], decoded: Sequence[Decoded | DeadLetter],
+               result: BatchResult) -> None:
+        work = [(r.topic, d.delta) for r, d in zip(records, decoded, strict=True)
+                if isinstance(d, Decoded) and d.delta is not None]
+        if not work:
+            return
+        self.store.refresh_generation()
+        outcomes = self.store.apply([delta for _, delta in work])
+        for (topic, _), outcome in zip(work, outcomes, strict=True):
+            counts = result.by_topic.setdefault(topic, {})
+            counts[outcome] = counts.get(outcome, 0) + 1
+        for topic, counts in result.by_topic.items():
+            self.metrics.applied.labels(topic).inc(counts.get(Outcome.APPLIED, 0))
+            self.metrics.duplicates.labels(topic).inc(counts.get(Outcome.DUPLICATE, 0))
+            self.metrics.refused.labels(topic).inc(counts.get(Outcome.REFUSED_ERASED, 0))
+            result.applied += counts.get(Outcome.APPLIED, 0)
+            result.duplicates += counts.get(Outcome.DUPLICATE, 0)
+            result.refused += counts.get(Outcome.REFUSED_ERASED, 0)
+
+    def _link(self, decoded: Sequence[Decoded | DeadLetter], result: BatchResult) -> None:
+        links: dict[tuple[str, str], Link] = {}
+        for item in decoded:
+            if isinstance(item, Decoded) and item.link is not None:
+                pair = (item.link.anonymous_id, item.link.customer_id)
+                if pair not in self._linked and pair not in links:
+                    links[pair] = item.link
+        for pair, link in links.items():
+            outcome = self.store.link(link.anonymous_id, link.customer_id, link.at_ms)
+            label = "merged" if outcome.merged else "conflict" if outcome.conflict_with else "known"
+            self.metrics.links.labels(label).inc()
+            result.linked += int(outcome.merged)
+            self._linked[pair] = None
+            if len(self._linked) > self._link_cache_size:
+                self._linked.popitem(last=False)
+
+
+def build_kafka_consumer(settings: Settings, group_id: str | None = None) -> KafkaConsumer:
+    return KafkaConsumer(
+        **kafka_client_options(settings),
+        group_id=group_id or settings.kafka_consumer_group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=settings.profile_consumer_batch_size,
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=1_000,
+        max_poll_interval_ms=300_000,
+    )
+
+
+class ProfileConsumer:
+    """Runs the poll loop until `stop` is set; the one place that talks to the consumer."""
+
+    def __init__(
+        self,
+        consumer: KafkaConsumer,
+        processor: BatchProcessor,
+        metrics: ProfileMetrics,
+        topics: Sequence[str],
+        poll_timeout_ms: int = 200,
+        retry_backoff_s: float = 0.5,
+    ):
+        self.consumer = consumer
+        self.processor = processor
+        self.metrics = metrics
+        self.topics = list(topics)
+        self.poll_timeout_ms = poll_timeout_ms
+        self.retry_backoff_s = retry_backoff_s
+        self.failure: BaseException | None = None
+        self.batches = 0
+
+    def run(self, stop: threading.Event) -> None:
+        self.consumer.subscribe(self.topics)
+        try:
+            while not stop.is_set():
+                records = self._poll(stop)
+                if records:
+                    started = time.perf_counter()
+                    if not self._process_until_durable(records, stop):
+                        break
+                    self._commit(records)
+                    self.metrics.batch_seconds.observe(time.perf_counter() - started)
+                    self.batches += 1
+                self._observe_lag()
+        except TooManyDeadLetters as exc:
+            self.failure = exc
+            log.error("profile consumer stopped: %s", exc)
+            raise
+        finally:
+            self.consumer.close(autocommit=False)
+
+    def _poll(self, stop: threading.Event) -> list[ConsumerRecord]:
+        try:
+            polled = self.consumer.poll(timeout_ms=self.poll_timeout_ms)
+        except KafkaError as exc:
+            # Group membership hiccups (a refused SyncGroup during a rebalance, a coordinator
+            # moving) are worth a retry: the next poll rejoins the group.
+            self.metrics.poll_errors.inc()
+            log.warning("poll failed, rejoining: %r", exc)
+            stop.wait(self.retry_backoff_s)
+            return []
+        return [record for batch in polled.values() for record in batch]
+
+    def _process_until_durable(self, records: Sequence[ConsumerRecord],
+                               stop: threading.Event) -> bool:
+        """Process the batch, retrying while Redis or Kafka is down; False if stopped."""
+        while True:
+            try:
+                self.processor.process(records)
+                return True
+            except UnavailableError as exc:
+                self.metrics.store_retries.inc()
+                log.warning("batch of %d not durable yet (%s); retrying", len(records), exc)
+                if stop.wait(self.retry_backoff_s):
+                    return False
+
+    def _commit(self, records: Sequence[ConsumerRecord]) -> None:
+        try:
+            self.consumer.commit(offsets_to_commit(records))
+        except CommitFailedError as exc:
+            # The group rebalanced while we worked: the new owner gets these records again
+            # and the dedupe makes that harmless.
+            self.metrics.commit_failures.inc()
+            log.warning("offset commit refused during a rebalance: %s", exc)
+        except KafkaError as exc:
+            self.metrics.commit_failures.inc()
+            log.warning("offset commit failed: %s", exc)
+
+    def _observe_lag(self) -> None:
+        for tp in self.consumer.assignment():
+            highwater = self.consumer.highwater(tp)
+            if highwater is None:
+                continue
+            try:
+                position = self.consumer.position(tp, timeout_ms=100)
+            except KafkaError:
+                continue
+            if position is not None:
+                self.metrics.lag.labels(tp.topic, str(tp.partition)).set(highwater - position)
+
+
+def build_consumer(
+    settings: Settings,
+    store: ProfileStore,
+    catalog: TouchpointCatalog,
+    dead_letters: Publisher,
+    metrics: ProfileMetrics,
+) -> ProfileConsumer:
+    processor = BatchProcessor(store, catalog, dead_letters, settings, metrics)
+    return ProfileConsumer(
+        build_kafka_consumer(settings), processor, metrics,
+        topics=[settings.topic_touchpoints, settings.topic_decisions],
+    )
