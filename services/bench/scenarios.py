@@ -120,11 +120,12 @@ def single_ingest(ctx: Context) -> Outcome:
         data={"fixed_rate": fixed.to_dict(), "max_rate": maximum.to_dict()})
 
 
-def batch_ingest(ctx: Context) -> Outcome:
-    title = f"Batched ingest ({ctx.plan.batch_size}/request)"
-    endpoint = ctx.endpoint("ingestion")
+def batch_ingest(ctx: Context, backend: str = "kafka-python") -> Outcome:
+    name = "batch_ingest" if backend == "kafka-python" else f"batch_ingest_{backend}"
+    title = f"Batched ingest ({ctx.plan.batch_size}/request, {backend})"
+    endpoint = ctx.endpoint("ingestion" if backend == "kafka-python" else f"ingestion-{backend}")
     if endpoint is None:
-        return not_available("batch_ingest", title, "ingestion service not running")
+        return not_available(name, title, f"ingestion service ({backend}) not running")
     plan = ctx.plan
     events = dataset.live_events(ctx.now, plan.batch_size * 40, "b1", seed=12)
     bodies = dataset.batch_bodies(events, plan.batch_size)
@@ -138,7 +139,7 @@ def batch_ingest(ctx: Context) -> Outcome:
     met = rate >= 10_000 and (share is None or share >= 0.5) and run.errors == 0
     latency = run.latency()
     return Outcome(
-        "batch_ingest", title,
+        name, title,
         result=f"{rate:,.0f} events/s ({run.achieved_rate:.1f} req/s, p50 "
         f"{latency.p50_ms:.0f} ms per request, {plan.batch_concurrency} clients, "
         f"{run.errors} errors)", value=rate, unit="events/s",

@@ -16,6 +16,7 @@ from rich.console import Console
 from services.bench import ceilings, dataset, history_load, report, scenarios
 from services.bench.scenarios import Context, Outcome, Plan
 from services.bench.system import SystemUnderTest, start_system
+from services.devstack.redis import free_port
 from shared.touchpoints import load_catalog
 
 NOISE_NOTE = (
@@ -131,6 +132,9 @@ def run_suite(plan: Plan, mode: str, root: Path, write_docs: bool = True,
             ("event-to-profile delay", lambda: _after(catch_up, system, say,
                                                       lambda: scenarios.event_to_profile(ctx))),
             ("batched ingest", lambda: scenarios.batch_ingest(ctx)),
+            ("batched ingest, confluent-kafka producer",
+             lambda: _with_confluent_ingestion(system, say, lambda: scenarios.batch_ingest(
+                 ctx, "confluent"))),
             ("webhook ingest", lambda: scenarios.webhook_ingest(ctx)),
         ]
         for count in plan.candidate_counts:
@@ -168,6 +172,28 @@ def run_suite(plan: Plan, mode: str, root: Path, write_docs: bool = True,
                            report.markdown_results(report.clean(document)))
         say(f"results written to {results_file.relative_to(root)} and docs/benchmarks.md")
     return document
+
+
+def _with_confluent_ingestion(system: SystemUnderTest, say,
+                              step: Callable[[], Outcome]) -> Outcome:
+    """Runs `step` with the ingestion service on the confluent-kafka producer backend."""
+    if system.pid("ingestion") is None:
+        return step()
+    port = free_port()
+    env = dict(system.stack.env, INGESTION_PORT=str(port))
+    try:
+        system.start_process("ingestion-confluent", "services.bench.ingestion_confluent", port,
+                             env)
+    except RuntimeError as exc:
+        say(f"ingestion with confluent-kafka did not start: {exc}")
+        return step()
+    try:
+        return step()
+    finally:
+        process = system.stack.processes.pop("ingestion-confluent")
+        system.endpoints.pop("ingestion-confluent", None)
+        process.terminate()
+        process.wait(timeout=15)
 
 
 def _after(before, system, say, step: Callable[[], Outcome]) -> Outcome:
