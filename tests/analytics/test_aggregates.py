@@ -7,9 +7,13 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from services.profiles.analytics import attribution, keys
+from services.profiles.analytics.costs import TouchpointCosts
 from services.profiles.analytics.demo_data import demo_data
 from services.profiles.analytics.facts import DecisionFacts, EventFacts
+from services.profiles.analytics.reader import AnalyticsReader, ReaderConfig
+from services.profiles.analytics.schemas import Filters
 from services.profiles.analytics.store import AggregateConfig, AnalyticsStore
+from shared.touchpoints import load_catalog
 
 T0 = datetime(2027, 1, 10, 8, 0, tzinfo=UTC)
 FACETS = {
@@ -78,10 +82,14 @@ def test_a_touch_converts_when_a_purchase_follows_within_the_window(store):
     late = hashes(store, "purchases", "2027-01-19")
     assert late["prospect|t"] == "0"
     # c2's journey ended (non-converted) before the late purchase
-    paths = hashes(store, "prospect:pch", "2027-01-10")
-    assert paths == {"n|ads": "1"}
-    converted = hashes(store, "prospect:pch", "2027-01-12")
-    assert converted == {"n|ads>email": "1", "c|ads>email": "1", "r|ads>email": "300"}
+    quiet = hashes(store, "prospect:att", "2027-01-10")
+    assert quiet["ch|jn"] == "1" and "ch|jc" not in quiet
+    assert quiet["ch|t|^>ads"] == "1" and quiet["ch|e|ads|n"] == "1"
+    converted = hashes(store, "prospect:att", "2027-01-12")
+    assert converted["ch|t|^>ads"] == "1" and converted["ch|t|ads>email"] == "1"
+    assert converted["ch|e|email|c"] == "1" and converted["ch|s|ads,email|c"] == "1"
+    assert float(converted["ch|m|last_touch|email|r"]) == 300.0
+    assert float(converted["ch|m|linear|ads|c"]) == 0.5
 
 
 def test_redelivered_events_and_decisions_count_once(store):
@@ -154,22 +162,47 @@ def test_decision_outcomes_for_treated_and_holdout(store):
     assert float(rec["zalo_reminder|v1|h|v2"]) == 40.0**2
 
 
-def test_time_decay_credit_equals_the_core_model(store):
-    hours = [0, 30, 100, 140]
-    points = ["ads.click", "email.click", "zalo.message", "email.click"]
-    events = [event("c1", i, h, tp) for i, (h, tp) in enumerate(zip(hours, points, strict=True))]
-    events.append(event("c1", 9, 150, "web.purchase", value=1000.0))
+JOURNEYS = {  # customer: (hours of touches, touchpoints, purchase hour or None, value)
+    "c1": ([0, 30, 100, 140], ["ads.click", "email.click", "zalo.message", "email.click"],
+           150, 1000.0),
+    "c2": ([0, 2], ["ads.click", "zalo.message"], 20, 300.0),
+    "c3": ([5], ["email.click"], 6, 80.0),
+    "c4": ([0, 1, 3], ["ads.click", "email.click", "email.click"], None, 0.0),
+    "c5": ([10, 12], ["zalo.message", "ads.click"], None, 0.0),
+    "c6": ([1], ["ads.click"], None, 0.0),
+}
+
+
+def test_every_attribution_model_over_the_aggregates_equals_the_core(store):
+    events = []
+    for customer, (hours, points, bought, value) in JOURNEYS.items():
+        touches = enumerate(zip(hours, points, strict=True))
+        events += [event(customer, i, h, tp) for i, (h, tp) in touches]
+        if bought is not None:
+            events.append(event(customer, 99, bought, "web.purchase", value=value))
+    events.append(event("late", 0, 24 * 30, "ads.click"))  # moves time past every window
     store.record(events, [], now_s=1)
-    journey = attribution.Journey(
-        tuple(attribution.Touch(tp.split(".")[0], T0 + timedelta(hours=h))
-              for h, tp in zip(hours, points, strict=True)),
-        converted=True, value=1000.0,
-    )
-    expected = attribution.time_decay([journey], timedelta(days=7))
-    credit = hashes(store, "prospect:td", (T0 + timedelta(hours=150)).date())
-    for channel, conversions in expected.conversions.items():
-        assert float(credit[f"ch|{channel}|c"]) == pytest.approx(conversions)
-        assert float(credit[f"ch|{channel}|r"]) == pytest.approx(expected.revenue[channel])
+    store.close_quiet_journeys()
+    journeys = [
+        attribution.Journey(
+            tuple(attribution.Touch(tp.split(".")[0], T0 + timedelta(hours=h))
+                  for h, tp in zip(hours, points, strict=True)),
+            converted=bought is not None, value=value,
+        )
+        for hours, points, bought, value in JOURNEYS.values()
+    ]
+    expected = attribution.attribute_all(journeys, timedelta(days=7))
+    reader = AnalyticsReader(store, load_catalog(), TouchpointCosts(), ReaderConfig())
+    filters = Filters(date_from=date(2027, 1, 1), date_to=date(2027, 1, 31))
+    got = {m.model: m for m in reader.attribution(filters, "channel").models}
+    for model, result in expected.items():
+        assert got[model].total_conversions == 3 and got[model].total_revenue == 1380.0
+        credit = {c.key: c for c in got[model].credits}
+        for channel in ("ads", "email", "zalo"):
+            assert credit[channel].conversions == pytest.approx(
+                result.conversions.get(channel, 0.0), abs=1e-9), (model, channel)
+            assert credit[channel].revenue == pytest.approx(
+                result.revenue.get(channel, 0.0), abs=1e-6), (model, channel)
 
 
 def test_quiet_journeys_close_as_non_converted_once_the_window_passed(store):
@@ -177,5 +210,7 @@ def test_quiet_journeys_close_as_non_converted_once_the_window_passed(store):
     assert store.close_quiet_journeys() == 0  # the latest event is c1's own
     store.record([event("c9", 0, 24 * 9, "ads.click")], [], 1)  # time moves on
     assert store.close_quiet_journeys() == 1
-    assert hashes(store, "prospect:pch", "2027-01-10") == {"n|ads>email": "1"}
-    assert hashes(store, "prospect:ptp", "2027-01-10") == {"n|ads.click>email.click": "1"}
+    closed = hashes(store, "prospect:att", "2027-01-10")
+    assert closed["ch|jn"] == "1" and closed["ch|t|ads>email"] == "1"
+    assert closed["tp|t|ads.click>email.click"] == "1" and closed["tp|e|email.click|n"] == "1"
+    assert closed["ch|s|ads,email|n"] == "1" and "ch|jc" not in closed

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from services.profiles.analytics import attribution
 from services.profiles.analytics.path_models import (
     PathCount,
-    attribute_paths,
+    aggregates_of,
+    attribute_aggregates,
     expand,
     markov_chain,
     path_counts,
@@ -69,11 +70,13 @@ def test_expand_and_path_counts_round_trip():
     assert path_counts(expand(PATHS, T0)) == sorted(PATHS, key=lambda p: p.keys)
 
 
-def test_every_model_is_returned_in_order_with_time_decay_from_the_aggregates():
-    result = attribute_paths(PATHS, {"ads": 5.0, "zalo": 8.0}, {"ads": 500.0, "zalo": 1050.0})
-    assert tuple(result) == attribution.MODELS
-    assert result["time_decay"].conversions == {"ads": 5.0, "zalo": 8.0}
-    assert result["time_decay"].total_conversions == 13
+def test_the_summed_aggregates_give_every_model_of_the_core():
+    reference = attribution.attribute_all(expand(PATHS, T0))
+    decay = (reference["time_decay"].conversions, reference["time_decay"].revenue)
+    ours = attribute_aggregates(aggregates_of(PATHS, decay))
+    assert tuple(ours) == attribution.MODELS
+    for model in attribution.MODELS:
+        assert_same(ours[model], reference[model])
 
 
 @pytest.mark.parametrize(
@@ -103,3 +106,6 @@ def test_markov_and_shapley_match_the_core_on_random_counts(paths):
     journeys = expand(paths, T0)
     assert_same(markov_chain(paths), attribution.markov_chain(journeys))
     assert_same(shapley(paths), attribution.shapley(journeys))
+    summed = attribute_aggregates(aggregates_of(paths))
+    assert_same(summed["markov_chain"], attribution.markov_chain(journeys))
+    assert_same(summed["shapley"], attribution.shapley(journeys))

@@ -8,8 +8,12 @@ lists every key. All keys live under `<namespace>:an`:
                                        r purchase revenue, rn/rs rating count/sum
     :d:<day>:u:<dim>             HLL   customers reached per touchpoint|channel|phase|segment
     :d:<day>:purchases           hash  per segment: n purchases, t touches in the window, r revenue
-    :d:<day>:<segment>:pch|ptp   hash  path counts by channel / touchpoint: n|path, c|path, r|path
-    :d:<day>:<segment>:td        hash  time-decay credit: ch|key|c, ch|key|r, tp|key|c, tp|key|r
+    :d:<day>:<segment>:att       hash  attribution sums of journeys that ended that day, per
+                                       view v = ch (channel) or tp (touchpoint): v|jn, v|jc, v|jr
+                                       journeys, conversions, revenue; v|t|<from>><to>
+                                       transitions (from ^ = start); v|e|<key>|c or n journeys
+                                       ending there; v|s|<sorted,keys>|n, c, r per coalition;
+                                       v|m|<model>|<key>|c, r credit of the rule-based models
     :d:<day>:<segment>:flow      hash  Sankey: <facet>|n|<depth>:<value>, <facet>|l|<from>><to>
     :d:<cohort day>:funnel       hash  <first channel>|<stage>|n, |w<bucket>, |ws (wait seconds)
     :d:<day>:drop                hash  non-buyers by the touchpoint|channel of their last event
@@ -30,7 +34,6 @@ from __future__ import annotations
 from datetime import date
 
 SEGMENTS = ("prospect", "first_time_buyer", "repeat_buyer")
-PATH_VIEWS = {"channel": "pch", "touchpoint": "ptp"}
 
 
 def prefix(namespace: str) -> str:
@@ -53,12 +56,8 @@ def purchases_key(namespace: str, day: date | str) -> str:
     return day_key(namespace, day, "purchases")
 
 
-def paths_key(namespace: str, day: date | str, segment: str, view: str) -> str:
-    return day_key(namespace, day, f"{segment}:{PATH_VIEWS[view]}")
-
-
-def time_decay_key(namespace: str, day: date | str, segment: str) -> str:
-    return day_key(namespace, day, f"{segment}:td")
+def attribution_key(namespace: str, day: date | str, segment: str) -> str:
+    return day_key(namespace, day, f"{segment}:att")
 
 
 def flow_key(namespace: str, day: date | str, segment: str) -> str:

@@ -1,16 +1,24 @@
-"""Attribution over path counts: the aggregate form of `attribution.py`.
+"""Attribution from aggregates: the form of `attribution.py` that runs over a date range.
 
-The aggregates keep, per day, how many journeys followed each exact path of keys and how many
-of them converted with how much revenue. Every model of `attribution.py` except time decay
-depends on journeys only through these counts, so it can run over a date range without
-reading any customer. Results equal `attribution.attribute_all` on the expanded journeys (a
-test checks this); time decay needs touch times, so the aggregates credit it as purchases
-happen and `time_decay_result` only wraps those sums.
+Every model of `attribution.py` depends on journeys only through sums that add up day by day:
+
+- rule-based models and time decay: the credit per key of each converted journey (summed as
+  journeys convert, so time decay sees the real touch times);
+- the Markov chain: transition counts (start -> first key, key -> key) and how many journeys
+  ended at each key with and without a conversion;
+- Shapley: journeys, conversions and revenue per set of keys touched (a coalition).
+
+`JourneyAggregates` holds these sums; the Redis aggregates keep exactly them per day, and
+`attribute_aggregates` turns them into results. `aggregates_of` computes the same sums from
+path counts, and tests check that the results equal `attribution.attribute_all` on the
+expanded journeys.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +35,6 @@ from services.profiles.analytics.attribution import (
     Touch,
     position_based_weights,
     removal_effects,
-    shapley_values,
 )
 
 RULE_MODELS = ("first_touch", "last_touch", "linear", "position_based")
@@ -99,32 +106,72 @@ def rule_based(paths: Sequence[PathCount], model: str) -> AttributionResult:
     return _result(model, conversions, revenue, paths)
 
 
-def fit_markov_chain_counts(paths: Sequence[PathCount]) -> MarkovChain:
-    keys = tuple(sorted({key for path in paths for key in path.keys}))
-    index = {key: i + 1 for i, key in enumerate(keys)}
-    size = len(keys) + 1
-    counts = np.zeros((size, size + 2))
+START = "^"  # the start state in transition counts (keys never contain it)
+
+
+@dataclass(frozen=True)
+class JourneyAggregates:
+    journeys: int
+    conversions: int
+    revenue: float
+    transitions: Mapping[tuple[str, str], float]  # (from, to); from = START for first touches
+    ends: Mapping[str, tuple[float, float]]  # last key -> (converted, not converted) journeys
+    coalitions: Mapping[frozenset[str], CoalitionStats]
+    credits: Mapping[str, tuple[Mapping[str, float], Mapping[str, float]]]  # model -> credit
+
+
+def markov_transitions(
+    paths: Iterable[PathCount],
+) -> tuple[dict[tuple[str, str], float], dict[str, tuple[float, float]]]:
+    transitions: dict[tuple[str, str], float] = defaultdict(float)
+    ends: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     for path in paths:
-        states = [0, *(index[key] for key in path.keys)]
-        for source, target in itertools.pairwise(states):
-            counts[source, target] += path.journeys
-        counts[states[-1], size] += path.conversions
-        counts[states[-1], size + 1] += path.journeys - path.conversions
+        for source, target in itertools.pairwise((START, *path.keys)):
+            transitions[(source, target)] += path.journeys
+        ends[path.keys[-1]][0] += path.conversions
+        ends[path.keys[-1]][1] += path.journeys - path.conversions
+    return dict(transitions), {key: (c, n) for key, (c, n) in ends.items()}
+
+
+def fit_markov_chain_from_transitions(
+    transitions: Mapping[tuple[str, str], float], ends: Mapping[str, tuple[float, float]]
+) -> MarkovChain:
+    keys = tuple(sorted({k for pair in transitions for k in pair if k != START} | set(ends)))
+    index = {key: i + 1 for i, key in enumerate(keys)}
+    index[START] = 0
+    size = len(keys) + 1
+    counts = np.zeros((size, size + 2))  # last two columns: conversion, null
+    for (source, target), n in transitions.items():
+        counts[index[source], index[target]] += n
+    for key, (converted, not_converted) in ends.items():
+        counts[index[key], size] += converted
+        counts[index[key], size + 1] += not_converted
     probabilities = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
     return MarkovChain(keys, probabilities[:, :size], probabilities[:, size])
 
 
-def markov_chain(paths: Sequence[PathCount]) -> AttributionResult:
-    effects = removal_effects(fit_markov_chain_counts(paths))
+def fit_markov_chain_counts(paths: Sequence[PathCount]) -> MarkovChain:
+    return fit_markov_chain_from_transitions(*markov_transitions(paths))
+
+
+def _markov(chain: MarkovChain, total_conversions: int, total_revenue: float) -> AttributionResult:
+    effects = removal_effects(chain)
     total = sum(effects.values())
     shares = {key: (effect / total if total else 0.0) for key, effect in effects.items()}
-    total_conversions = sum(p.conversions for p in paths)
-    total_revenue = sum(p.revenue for p in paths)
-    return _result(
-        "markov_chain",
-        {key: share * total_conversions for key, share in shares.items()},
-        {key: share * total_revenue for key, share in shares.items()},
-        paths,
+    return AttributionResult(
+        model="markov_chain",
+        conversions={key: share * total_conversions for key, share in sorted(shares.items())},
+        revenue={key: share * total_revenue for key, share in sorted(shares.items())},
+        total_conversions=total_conversions,
+        total_revenue=float(total_revenue),
+    )
+
+
+def markov_chain(paths: Sequence[PathCount]) -> AttributionResult:
+    return _markov(
+        fit_markov_chain_counts(paths),
+        sum(p.conversions for p in paths),
+        sum(p.revenue for p in paths),
     )
 
 
@@ -138,57 +185,101 @@ def coalition_stats_counts(paths: Iterable[PathCount]) -> dict[frozenset[str], C
     return {s: CoalitionStats(int(n), int(c), float(r)) for s, (n, c, r) in totals.items()}
 
 
-def shapley(paths: Sequence[PathCount]) -> AttributionResult:
-    """Shapley shares per converting coalition, looking up only that coalition's subsets.
+@functools.cache
+def _shapley_plan(n: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per player j: masks without j, the same masks with j, and the subset-formula weights."""
+    masks = np.arange(1 << n, dtype=np.int64)
+    sizes = np.bitwise_count(masks)
+    factorials = np.array([math.factorial(k) for k in range(n + 1)], dtype=float)
+    plan = []
+    for j in range(n):
+        without = masks[(masks & (1 << j)) == 0]
+        s = sizes[without]
+        plan.append((without, without | (1 << j), factorials[s] * factorials[n - s - 1]
+                     / factorials[n]))
+    return plan
 
-    The same game as `attribution.shapley_shares` (v(S) = conversion rate of journeys whose
-    key set is exactly S); enumerating the 2^|T| subsets of each coalition T keeps the cost
-    independent of how many other coalitions were seen.
+
+def shapley_credit(
+    stats: Mapping[frozenset[str], CoalitionStats],
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Each converting coalition's conversions and revenue split by its Shapley shares.
+
+    The game of `attribution.shapley_shares` (v(S) = conversion rate of journeys whose key set
+    is exactly S), enumerating only the 2^|T| subsets of each converting coalition T, so the
+    cost does not grow with the number of other coalitions seen.
     """
-    stats = coalition_stats_counts(paths)
     conversions: dict[str, float] = defaultdict(float)
     revenue: dict[str, float] = defaultdict(float)
     for coalition, row in stats.items():
         if not row.conversions:
             continue
         players = sorted(coalition)
-        if len(players) > MAX_SHAPLEY_CHANNELS:
-            raise ValueError(f"a path touches more than {MAX_SHAPLEY_CHANNELS} keys")
-        value = {}
-        for mask in range(1, 1 << len(players)):
-            subset = frozenset(p for j, p in enumerate(players) if mask >> j & 1)
-            seen = stats.get(subset)
+        n = len(players)
+        if n > MAX_SHAPLEY_CHANNELS:
+            raise ValueError(f"a journey touches more than {MAX_SHAPLEY_CHANNELS} keys")
+        v = np.zeros(1 << n)
+        for mask in range(1, 1 << n):
+            seen = stats.get(frozenset(p for j, p in enumerate(players) if mask >> j & 1))
             if seen is not None:
-                value[mask] = seen.conversion_rate
-        phi = shapley_values(players, value)
-        for key, amount in phi.items():
-            share = amount / row.conversion_rate
-            conversions[key] += share * row.conversions
-            revenue[key] += share * row.revenue
+                v[mask] = seen.conversion_rate
+        total = v[-1]
+        for player, (without, with_player, weights) in zip(
+            players, _shapley_plan(n), strict=True
+        ):
+            share = float(np.dot(weights, v[with_player] - v[without])) / total
+            conversions[player] += share * row.conversions
+            revenue[player] += share * row.revenue
+    return conversions, revenue
+
+
+def shapley(paths: Sequence[PathCount]) -> AttributionResult:
+    conversions, revenue = shapley_credit(coalition_stats_counts(paths))
     return _result("shapley", conversions, revenue, paths)
 
 
-def time_decay_result(
-    conversions: Mapping[str, float], revenue: Mapping[str, float], paths: Sequence[PathCount]
-) -> AttributionResult:
-    """Time-decay credit summed by the aggregates, with the totals of the same journeys."""
-    return _result("time_decay", dict(conversions), dict(revenue), paths)
-
-
-def attribute_paths(
+def aggregates_of(
     paths: Sequence[PathCount],
-    time_decay_conversions: Mapping[str, float],
-    time_decay_revenue: Mapping[str, float],
-) -> dict[str, AttributionResult]:
+    time_decay: tuple[Mapping[str, float], Mapping[str, float]] = ({}, {}),
+) -> JourneyAggregates:
+    """The sums the Redis aggregates keep, from path counts (time decay given separately)."""
+    transitions, ends = markov_transitions(paths)
+    credits = {}
+    for model in RULE_MODELS:
+        result = rule_based(paths, model)
+        credits[model] = (result.conversions, result.revenue)
+    credits["time_decay"] = time_decay
+    return JourneyAggregates(
+        journeys=sum(p.journeys for p in paths),
+        conversions=sum(p.conversions for p in paths),
+        revenue=float(sum(p.revenue for p in paths)),
+        transitions=transitions, ends=ends, coalitions=coalition_stats_counts(paths),
+        credits=credits,
+    )
+
+
+def attribute_aggregates(aggregates: JourneyAggregates) -> dict[str, AttributionResult]:
     """Every model, in the order of `attribution.MODELS`."""
+    totals = (aggregates.conversions, aggregates.revenue)
+
+    def credited(model: str) -> AttributionResult:
+        conversions, revenue = aggregates.credits.get(model, ({}, {}))
+        return AttributionResult(
+            model, dict(sorted(conversions.items())), dict(sorted(revenue.items())), *totals
+        )
+
+    chain = fit_markov_chain_from_transitions(aggregates.transitions, aggregates.ends)
+    conversions, revenue = shapley_credit(aggregates.coalitions)
     return {
-        "first_touch": rule_based(paths, "first_touch"),
-        "last_touch": rule_based(paths, "last_touch"),
-        "linear": rule_based(paths, "linear"),
-        "time_decay": time_decay_result(time_decay_conversions, time_decay_revenue, paths),
-        "position_based": rule_based(paths, "position_based"),
-        "markov_chain": markov_chain(paths),
-        "shapley": shapley(paths),
+        "first_touch": credited("first_touch"),
+        "last_touch": credited("last_touch"),
+        "linear": credited("linear"),
+        "time_decay": credited("time_decay"),
+        "position_based": credited("position_based"),
+        "markov_chain": _markov(chain, *totals),
+        "shapley": AttributionResult(
+            "shapley", dict(sorted(conversions.items())), dict(sorted(revenue.items())), *totals
+        ),
     }
 
 

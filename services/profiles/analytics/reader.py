@@ -17,10 +17,15 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from services.profiles.analytics import keys
+from services.profiles.analytics.attribution import CoalitionStats
 from services.profiles.analytics.costs import TouchpointCosts
 from services.profiles.analytics.journeys import FUNNEL_STAGES
 from services.profiles.analytics.outcomes import GroupSums, lift_from_sums
-from services.profiles.analytics.path_models import PathCount, attribute_paths
+from services.profiles.analytics.path_models import (
+    START,
+    JourneyAggregates,
+    attribute_aggregates,
+)
 from services.profiles.analytics.schemas import (
     ActionResult,
     Attribution,
@@ -148,33 +153,18 @@ class AnalyticsReader:
 
     def attribution(self, filters: Filters, key: str = "channel") -> Attribution:
         days = days_between(filters.date_from, filters.date_to)
-        segments = self._segments(filters)
         sums = self.store.summed(
-            [keys.paths_key(self.namespace, d, s, key) for d in days for s in segments]
+            [keys.attribution_key(self.namespace, d, s) for d in days
+             for s in self._segments(filters)]
         )
-        per_path: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
-        for field, value in sums.items():
-            metric, path = field.split("|", 1)
-            per_path[path]["ncr".index(metric)] += value
-        paths = [
-            PathCount(tuple(path.split(">")), int(n), int(c), max(r, 0.0))
-            for path, (n, c, r) in sorted(per_path.items())
-            if n > 0
-        ]
-        decay = self.store.summed(
-            [keys.time_decay_key(self.namespace, d, s) for d in days for s in segments]
+        aggregates = journey_aggregates(sums, "ch" if key == "channel" else "tp")
+        results = attribute_aggregates(aggregates)
+        all_keys = sorted(
+            {k for pair in aggregates.transitions for k in pair if k != START}
         )
-        view = "ch" if key == "channel" else "tp"
-        td_conversions, td_revenue = {}, {}
-        for field, value in decay.items():
-            v, name, metric = field.split("|")
-            if v == view:
-                (td_conversions if metric == "c" else td_revenue)[name] = value
-        results = attribute_paths(paths, td_conversions, td_revenue)
-        all_keys = sorted({k for path in paths for k in path.keys})
         return Attribution(
-            filters=filters, key=key, journeys=sum(p.journeys for p in paths),
-            converted_journeys=sum(p.conversions for p in paths),
+            filters=filters, key=key, journeys=aggregates.journeys,
+            converted_journeys=aggregates.conversions,
             half_life_days=self.config.half_life_days, keys=all_keys,
             models=[
                 ModelCredits(
@@ -334,3 +324,42 @@ def _bucket_median_hours(bucket_counts: list[float]) -> float | None:
             return (low + (high - low) * (half - seen) / count) / 3600
         seen += count
     return None
+
+
+def journey_aggregates(sums: dict[str, float], view: str) -> JourneyAggregates:
+    """The attribution sums of one view (`ch` or `tp`) from the summed `:att` hashes."""
+    totals = {"jn": 0.0, "jc": 0.0, "jr": 0.0}
+    transitions: dict[tuple[str, str], float] = {}
+    ends: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    coalitions: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+    credits: dict[str, tuple[dict[str, float], dict[str, float]]] = defaultdict(
+        lambda: ({}, {})
+    )
+    prefix = f"{view}|"
+    for field, value in sums.items():
+        if not field.startswith(prefix):
+            continue
+        kind, _, rest = field[len(prefix):].partition("|")
+        if kind in totals:
+            totals[kind] = value
+        elif kind == "t":
+            source, target = rest.split(">")
+            transitions[(source, target)] = value
+        elif kind == "e":
+            name, outcome = rest.rsplit("|", 1)
+            ends[name][0 if outcome == "c" else 1] = value
+        elif kind == "s":
+            members, metric = rest.rsplit("|", 1)
+            coalitions[members]["ncr".index(metric)] = value
+        elif kind == "m":
+            model, name, metric = rest.split("|")
+            credits[model][0 if metric == "c" else 1][name] = value
+    return JourneyAggregates(
+        journeys=int(totals["jn"]), conversions=int(totals["jc"]), revenue=totals["jr"],
+        transitions=transitions, ends={k: (c, n) for k, (c, n) in ends.items()},
+        coalitions={
+            frozenset(members.split(",")): CoalitionStats(int(n), int(c), max(r, 0.0))
+            for members, (n, c, r) in coalitions.items() if n > 0
+        },
+        credits=dict(credits),
+    )

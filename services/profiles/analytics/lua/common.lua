@@ -37,16 +37,72 @@ local function read_touches(subject)
   return touches
 end
 
--- One journey into the path counts of its day: n = journeys, c = conversions, r = revenue.
-local function count_path(day, segment, touches, converted, revenue)
-  local channels, points = {}, {}
-  for i, t in ipairs(touches) do channels[i] = t.ch; points[i] = t.tp end
-  for _, view in ipairs({{'pch', table.concat(channels, '>')}, {'ptp', table.concat(points, '>')}}) do
-    local key = day_key(day, segment .. ':' .. view[1])
-    redis.call('HINCRBY', key, 'n|' .. view[2], 1)
+-- Share of each touch under a rule-based model (touches 1..n).
+local function rule_weights(model, n)
+  local w = {}
+  for i = 1, n do
+    if model == 'first_touch' then w[i] = (i == 1) and 1 or 0
+    elseif model == 'last_touch' then w[i] = (i == n) and 1 or 0
+    elseif model == 'linear' then w[i] = 1 / n
+    elseif n == 1 then w[i] = 1
+    elseif n == 2 then w[i] = 0.5
+    elseif i == 1 or i == n then w[i] = 0.4
+    else w[i] = 0.2 / (n - 2) end
+  end
+  return w
+end
+
+-- One finished journey into the attribution aggregates of its day, for both views (channel,
+-- touchpoint): totals, Markov transitions and end states, the Shapley coalition (the set of
+-- keys touched) and, when it converted, the credit of every rule-based and time-decay model.
+local function count_journey(day, segment, touches, converted, revenue, half_life)
+  local key = day_key(day, segment .. ':att')
+  for _, view in ipairs({'ch', 'tp'}) do
+    local v = view .. '|'
+    local names = {}
+    for i, t in ipairs(touches) do names[i] = t[view] end
+    redis.call('HINCRBY', key, v .. 'jn', 1)
+    local previous = '^'
+    for _, name in ipairs(names) do
+      redis.call('HINCRBY', key, v .. 't|' .. previous .. '>' .. name, 1)
+      previous = name
+    end
+    redis.call('HINCRBY', key, v .. 'e|' .. previous .. '|' .. (converted and 'c' or 'n'), 1)
+    local set, seen = {}, {}
+    for _, name in ipairs(names) do
+      if not seen[name] then seen[name] = true; set[#set + 1] = name end
+    end
+    table.sort(set)
+    local coalition = v .. 's|' .. table.concat(set, ',')
+    redis.call('HINCRBY', key, coalition .. '|n', 1)
     if converted then
-      redis.call('HINCRBY', key, 'c|' .. view[2], 1)
-      redis.call('HINCRBYFLOAT', key, 'r|' .. view[2], revenue)
+      redis.call('HINCRBY', key, v .. 'jc', 1)
+      redis.call('HINCRBYFLOAT', key, v .. 'jr', revenue)
+      redis.call('HINCRBY', key, coalition .. '|c', 1)
+      redis.call('HINCRBYFLOAT', key, coalition .. '|r', revenue)
+      local n = #names
+      local models = {}
+      for _, model in ipairs({'first_touch', 'last_touch', 'linear', 'position_based'}) do
+        models[model] = rule_weights(model, n)
+      end
+      local decay, total = {}, 0
+      for i, t in ipairs(touches) do
+        decay[i] = 2 ^ (-(touches[n].at - t.at) / half_life)
+        total = total + decay[i]
+      end
+      for i = 1, n do decay[i] = decay[i] / total end
+      models['time_decay'] = decay
+      for model, weights in pairs(models) do
+        local credit = {}
+        for i, name in ipairs(names) do credit[name] = (credit[name] or 0) + weights[i] end
+        for name, share in pairs(credit) do
+          if share > 0 then
+            local field = v .. 'm|' .. model .. '|' .. name
+            redis.call('HINCRBYFLOAT', key, field .. '|c', share)
+            redis.call('HINCRBYFLOAT', key, field .. '|r', share * revenue)
+          end
+        end
+      end
     end
   end
 end
@@ -54,7 +110,7 @@ end
 local function close_journey(subject, segment)
   local touches = read_touches(subject)
   if #touches > 0 then
-    count_path(touches[#touches].day, segment, touches, false, 0)
+    count_journey(touches[#touches].day, segment, touches, false, 0, 1)
   end
   redis.call('DEL', customer_key(subject, 'tx'))
   redis.call('ZREM', P .. ':open', subject)

@@ -133,23 +133,8 @@ if is_purchase then
   redis.call('HINCRBY', pp, segment .. '|n', 1)
   redis.call('HINCRBY', pp, segment .. '|t', #in_window)
   redis.call('HINCRBYFLOAT', pp, segment .. '|r', value)
-  -- The journey since the last purchase converts: path counts and time-decay credit.
-  if #touches > 0 then
-    count_path(day, segment, touches, true, value)
-    local weights, total = {}, 0
-    for i, t in ipairs(touches) do
-      weights[i] = 2 ^ (-(touches[#touches].at - t.at) / half_life)
-      total = total + weights[i]
-    end
-    local td = day_key(day, segment .. ':td')
-    for i, t in ipairs(touches) do
-      local share = weights[i] / total
-      redis.call('HINCRBYFLOAT', td, 'ch|' .. t.ch .. '|c', share)
-      redis.call('HINCRBYFLOAT', td, 'ch|' .. t.ch .. '|r', share * value)
-      redis.call('HINCRBYFLOAT', td, 'tp|' .. t.tp .. '|c', share)
-      redis.call('HINCRBYFLOAT', td, 'tp|' .. t.tp .. '|r', share * value)
-    end
-  end
+  -- The journey since the last purchase converts.
+  if #touches > 0 then count_journey(day, segment, touches, true, value, half_life) end
   redis.call('DEL', customer_key(subject, 'tx'))
   redis.call('ZREM', P .. ':open', subject)
   -- Outcomes of every decision for this customer within the window before the purchase.
