@@ -32,6 +32,7 @@ from shared.errors import BrokerUnavailableError, InvalidEventError
 from shared.events import Source, TouchpointEvent, ValidationRules, validate_event
 from shared.settings import Settings
 from shared.stream import REQUEST_ID_HEADER, Headers, Record, event_record, header
+from shared.touchpoints import load_catalog
 
 Progress = Callable[[int], None]  # called with how many records were just handled
 
@@ -377,7 +378,5 @@ def _publish(
 
 def replay_rules(settings: Settings, now: datetime) -> ValidationRules:
     """The rules ingestion applies, with the configured catalog, at `now`."""
-    from shared.touchpoints import load_catalog
-
     return ValidationRules(load_catalog(settings.touchpoint_catalog_file), now,
                            settings.max_future_skew_s)
