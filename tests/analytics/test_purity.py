@@ -20,6 +20,7 @@ ALLOWED = {
     "collections",
     "dataclasses",
     "datetime",
+    "functools",
     "itertools",
     "math",
     "numpy",
