@@ -18,8 +18,8 @@ from services.ingestion.webhooks import (
     shopify,
     zalo,
 )
-from services.ingestion.webhooks.identity import normalize_email, normalize_phone
 from services.ingestion.webhooks.model import Ignored, MappingOptions, Unmapped
+from shared.contact_identity import normalize_email, normalize_phone
 from tests.integrations import payloads
 from tests.integrations.signing import form
 

@@ -23,7 +23,6 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from services.ingestion.webhooks.forms import nested_form
-from services.ingestion.webhooks.identity import normalize_email, normalize_phone
 from services.ingestion.webhooks.model import (
     DEFAULT_OPTIONS,
     Headers,
@@ -37,6 +36,7 @@ from services.ingestion.webhooks.model import (
     same,
     stable_event_id,
 )
+from shared.contact_identity import normalize_email, normalize_phone
 from shared.errors import CatalogError
 
 Pointer = str  # "" (the item itself) or "/a/b/0"

@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from services.ingestion.webhooks.forms import nested_form
-from services.ingestion.webhooks.identity import normalize_email
 from services.ingestion.webhooks.model import (
     DEFAULT_OPTIONS,
     Headers,
@@ -29,6 +28,7 @@ from services.ingestion.webhooks.model import (
     Unmapped,
     same,
 )
+from shared.contact_identity import normalize_email
 
 NAME = "mailchimp"
 TOUCHPOINTS = {

@@ -21,7 +21,6 @@ from typing import Any
 import orjson
 
 from services.ingestion.webhooks.forms import form_pairs
-from services.ingestion.webhooks.identity import normalize_email
 from services.ingestion.webhooks.model import (
     DECISION_KEYS,
     DEFAULT_OPTIONS,
@@ -39,6 +38,7 @@ from services.ingestion.webhooks.model import (
     same,
     stable_event_id,
 )
+from shared.contact_identity import normalize_email
 
 NAME = "mandrill"
 TOUCHPOINTS = {

@@ -15,7 +15,6 @@ from typing import Any
 
 import orjson
 
-from services.ingestion.webhooks.identity import first_identity
 from services.ingestion.webhooks.model import (
     Headers,
     Ignored,
@@ -26,6 +25,7 @@ from services.ingestion.webhooks.model import (
     header,
     stable_event_id,
 )
+from shared.contact_identity import first_identity
 
 TOPICS = {
     "orders/create": ("order.confirmation", "created_at"),

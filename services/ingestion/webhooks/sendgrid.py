@@ -22,7 +22,6 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from services.ingestion.webhooks.identity import normalize_email
 from services.ingestion.webhooks.model import (
     DECISION_KEYS,
     DEFAULT_OPTIONS,
@@ -39,6 +38,7 @@ from services.ingestion.webhooks.model import (
     required_header,
     stable_event_id,
 )
+from shared.contact_identity import normalize_email
 
 NAME = "sendgrid"
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"

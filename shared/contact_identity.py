@@ -1,4 +1,4 @@
-"""Customer identity from what providers give: e-mail addresses and phone numbers.
+"""Customer identity from what marketing tools and shops give: e-mail addresses and phones.
 
 E-mails are trimmed and lower-cased. Phones become E.164-ish: digits with a leading `+`;
 a local number starting with a single 0 gets the configured country code (84, Vietnam, by
