@@ -95,7 +95,7 @@ def put_profile(
 
 
 def synthetic_log(
-    favoured: str, other: str, n: int = 2000, seed: int = 0
+    favoured: str, other: str, n: int = 1200, seed: int = 0
 ) -> BanditLog:
     """A uniformly logged campaign over two no-consent actions and no_action, where
     `favoured` wins for engaged customers and `other` for the rest."""
@@ -131,16 +131,15 @@ def registry(service_settings: Settings) -> ModelRegistry:
 
 
 @pytest.fixture
-def publish_model(
-    registry: ModelRegistry, tmp_path: Path
-) -> Iterator[Callable[[PersonalizedPolicy], str]]:
+def publish_model(registry: ModelRegistry, tmp_path: Path) -> Iterator[Callable[..., str]]:
     counter = iter(range(1000))
 
-    def publish(model: PersonalizedPolicy) -> str:
+    def publish(model: PersonalizedPolicy, promote: bool = True) -> str:
         directory = tmp_path / f"model-{next(counter)}"
         save_model(model, directory, created_at="2026-11-01T00:00:00Z")
         version = registry.register(directory)
-        registry.promote(version, force=True)
+        if promote:
+            registry.promote(version, force=True)
         return version
 
     yield publish
