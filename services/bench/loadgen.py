@@ -174,8 +174,13 @@ async def _attempt(action: Action, index: int, intended: float, connection: Conn
 
 
 async def open_loop(host: str, port: int, action: Action, rate: float, duration_s: float,
-                    connections: int = 128, timeout_s: float = 10.0) -> RunResult:
-    """Offers `rate` actions per second for `duration_s`; latency from the intended time."""
+                    connections: int = 128, timeout_s: float = 10.0,
+                    max_pending: int | None = None) -> RunResult:
+    """Offers `rate` actions per second for `duration_s`; latency from the intended time.
+
+    With `max_pending`, a request due while that many are still waiting or in flight is
+    counted as a failure ("backlog") instead of queueing without bound in the generator.
+    """
     loop = asyncio.get_running_loop()
     pool = _Pool(host, port, connections)
     offsets = send_offsets(rate, duration_s)
@@ -200,6 +205,9 @@ async def open_loop(host: str, port: int, action: Action, rate: float, duration_
         lag = time.perf_counter() - intended
         result.max_dispatch_lag_s = max(result.max_dispatch_lag_s, lag)
         result.dispatch_lag_sum_s += lag
+        if max_pending is not None and len(pending) >= max_pending:
+            result.failures["backlog"] += 1
+            continue
         task = loop.create_task(fire(index, intended))
         pending.add(task)
         task.add_done_callback(pending.discard)

@@ -57,6 +57,15 @@ def ceiling_rows(ceilings: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append((f"Bare model predict ({model['rows']} rows x {model['features']} features)",
                      f"predict_proba {model['predict_proba_ms']:.3f} ms; numpy dot "
                      f"{model['numpy_dot_ms']:.4f} ms"))
+    costs = ceilings.get("ingest_costs") or {}
+    if costs.get("total_kafka_python_us"):
+        rows.append(("Batched ingest CPU per event (parse / validate / build record / publish)",
+                     f"{costs['parse_json_us']:.1f} / {costs['validate_us']:.1f} / "
+                     f"{costs['build_records_us']:.1f} / {costs['publish_kafka_python_us']:.1f} "
+                     f"us with kafka-python = {costs['one_core_events_per_s_kafka_python']:,} "
+                     f"events/s per core; publish {costs.get('publish_confluent_us') or 0:.1f} "
+                     f"us with confluent-kafka = "
+                     f"{costs.get('one_core_events_per_s_confluent') or 0:,} events/s per core"))
     return rows
 
 

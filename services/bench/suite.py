@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.console import Console
 
-from services.bench import ceilings, dataset, history_load, report, scenarios
+from services.bench import ceilings, dataset, history_load, ingest_costs, report, scenarios
 from services.bench.scenarios import Context, Outcome, Plan
 from services.bench.system import SystemUnderTest, start_system
 from services.devstack.redis import free_port
@@ -55,6 +55,9 @@ def measure_ceilings(system: SystemUnderTest, plan: Plan, say) -> dict[str, Any]
     results["redis"] = _guard(lambda: ceilings.redis_ceiling(settings.redis_url))
     say("ceiling: bare model predict")
     results["model"] = _guard(ceilings.model_ceiling)
+    say("ingest CPU cost per event, step by step")
+    results["ingest_costs"] = _guard(lambda: ingest_costs.measure(
+        settings, batches=20 if plan.customers >= 10_000 else 4))
     return results
 
 

@@ -148,3 +148,16 @@ def test_error_statuses_and_refused_connections_count_as_errors():
     failing, refused = asyncio.run(scenario())
     assert failing.statuses == {503: 10} and failing.errors == 10
     assert refused.ok == 0 and refused.errors == 10 and sum(refused.failures.values()) == 10
+
+
+def test_open_loop_backlog_limit_counts_instead_of_queueing():
+    async def scenario():
+        server, port = await _serial_server(0.2)
+        async with server:
+            return await open_loop("127.0.0.1", port, _post, rate=50, duration_s=0.4,
+                                   connections=2, max_pending=3)
+
+    result = asyncio.run(scenario())
+    assert result.scheduled == 20
+    assert result.failures["backlog"] >= 10
+    assert result.ok + result.failures["backlog"] + result.failures["timeout"] == 20

@@ -1,0 +1,212 @@
+"""`touchpoint bench --soak`: twice the target rates for five minutes, watching memory and errors.
+
+Offered load (open loop, all at once): single-event ingest at 2 x 500 requests/s, events in
+batches of 20 at 2 x 2,000 events/s, recommendations (20 candidates) at 2 x 500 requests/s.
+Every 10 s it samples the resident memory of each process, Redis memory and the profile
+consumer's lag. Memory that keeps climbing under constant load means an unbounded queue
+somewhere; errors are counted by status (429 and 503 are the documented overload answers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from services.bench import dataset, history_load, loadgen, report
+from services.bench.ceilings import post_action
+from services.bench.scenarios import _cycle
+from services.bench.system import SystemUnderTest, start_system
+
+SOAK_START = "<!-- bench:soak:start -->"
+SOAK_END = "<!-- bench:soak:end -->"
+SAMPLE_EVERY_S = 10.0
+
+
+def rss_mib(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def growth(samples: list[dict[str, Any]], name: str) -> float | None:
+    """MiB gained by a process between the end of the first minute and the end of the run."""
+    values = [s["rss_mib"].get(name) for s in samples if s["t_s"] >= 60]
+    values = [v for v in values if v is not None]
+    return round(values[-1] - values[0], 1) if len(values) >= 2 else None
+
+
+def _loads(system: SystemUnderTest, now: datetime, seconds: float, factor: float,
+           customers: list[str]) -> list[tuple[str, Any]]:
+    loads: list[tuple[str, Any]] = []
+    headers = system.auth_headers
+    ingestion = system.endpoints.get("ingestion")
+    if ingestion is not None:
+        singles = dataset.single_bodies(dataset.live_events(now, 20_000, "soak1", 31))
+        rate = 500 * factor
+        loads.append((f"single events {rate:g} req/s", loadgen.open_loop(
+            ingestion.host, ingestion.port,
+            post_action(ingestion, "/v1/events", _cycle(singles), headers), rate, seconds,
+            timeout_s=5, max_pending=2000)))
+        batches = dataset.batch_bodies(dataset.live_events(now, 40_000, "soak2", 32), 20)
+        rate = 2000 * factor / 20
+        loads.append((f"events in batches of 20, {rate * 20:g} events/s", loadgen.open_loop(
+            ingestion.host, ingestion.port,
+            post_action(ingestion, "/v1/events", _cycle(batches), headers), rate, seconds,
+            timeout_s=5, max_pending=2000)))
+    recommender = system.endpoints.get("recommender")
+    if recommender is not None:
+        ids = [a["id"] for a in dataset.bench_actions()["actions"]][:20]
+        rng = random.Random(3)
+        bodies = [orjson.dumps({"customer_id": rng.choice(customers), "candidates": ids,
+                                "k": 1}) for _ in range(5000)]
+        rate = 500 * factor
+        loads.append((f"recommendations {rate:g} req/s", loadgen.open_loop(
+            recommender.host, recommender.port,
+            post_action(recommender, "/v1/recommendations", lambda i: bodies[i % len(bodies)],
+                        headers), rate, seconds, timeout_s=5, max_pending=2000)))
+    return loads
+
+
+def run_soak(root: Path, minutes: float = 5.0, factor: float = 2.0, customers: int = 20_000,
+             write: bool = True, console: Console | None = None) -> dict[str, Any]:
+    console = console or Console(width=None if Console().is_terminal else 140)
+
+    def say(message: str) -> None:
+        console.print(f"[bold magenta]soak[/] {message}")
+
+    data_dir = root / ".data" / "bench"
+    actions_file = data_dir / "bench-actions.json"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    actions_file.write_text(json.dumps(dataset.bench_actions()), "utf-8")
+    started_at = datetime.now(UTC)
+    system = start_system(data_dir, {"ACTION_CATALOG_FILE": str(actions_file.resolve())}, say)
+    samples: list[dict[str, Any]] = []
+    results: dict[str, Any] = {}
+    try:
+        now = datetime.now(UTC)
+        produced = history_load.produce_history(system.settings, now, customers)
+        known = produced["identified_customers"] or ["c-0000000"]
+        if system.pid("profile"):
+            history_load.wait_for_fold(system.settings, produced["events"], 300,
+                                       alive=lambda: system.pid("profile") is not None)
+        seconds = minutes * 60
+        loads = _loads(system, datetime.now(UTC), seconds, factor, known)
+        if not loads:
+            raise RuntimeError("no service to soak: ingestion and recommender are not running")
+        say(f"offering {', '.join(name for name, _ in loads)} for {minutes:g} min")
+        finished = threading.Event()
+        outcome: dict[str, Any] = {}
+
+        def drive() -> None:
+            async def together():
+                return await asyncio.gather(*(coroutine for _, coroutine in loads))
+            try:
+                outcome["runs"] = loadgen.run(together())
+            finally:
+                finished.set()
+
+        driver = threading.Thread(target=drive, name="soak-load", daemon=True)
+        t0 = time.monotonic()
+        driver.start()
+        group = history_load.GroupProgress(system.settings) if system.pid("profile") else None
+        try:
+            while not finished.wait(SAMPLE_EVERY_S if samples else 1.0):
+                sample = {"t_s": round(time.monotonic() - t0, 1),
+                          "rss_mib": {name: rss_mib(pid) for name, pid in system.pids().items()},
+                          "redis_used_mib": round(history_load.used_memory(
+                              system.settings.redis_url) / 2**20, 1)}
+                if group is not None:
+                    sample["consumer_lag"] = group.end_offsets() - group.committed()
+                samples.append(sample)
+                console.print(f"  t={sample['t_s']:>5.0f}s " + " ".join(
+                    f"{k}={v}MiB" for k, v in sample["rss_mib"].items())
+                    + f" redis={sample['redis_used_mib']}MiB"
+                    + (f" lag={sample['consumer_lag']}" if "consumer_lag" in sample else ""))
+        finally:
+            if group is not None:
+                group.close()
+        driver.join()
+        for (name, _), run in zip(loads, outcome.get("runs", []), strict=False):
+            results[name] = run.to_dict()
+    finally:
+        system.stop()
+    document = {"started_at": started_at.isoformat(timespec="seconds"), "minutes": minutes,
+                "factor": factor, "customers": customers, "loads": results,
+                "samples": samples,
+                "rss_growth_after_first_minute_mib": {
+                    name: growth(samples, name) for name in (samples[0]["rss_mib"]
+                                                             if samples else {})}}
+    _print(document, console)
+    if write:
+        path = root / "bench" / "results" / f"soak-{started_at:%Y-%m-%d}.json"
+        report.write_json(document, path)
+        _update_docs(root / "docs" / "benchmarks.md", _markdown(document, path.relative_to(root)))
+        say(f"written to {path.relative_to(root)} and docs/benchmarks.md")
+    return document
+
+
+def _print(document: dict[str, Any], console: Console) -> None:
+    table = Table(title=f"Soak: x{document['factor']:g} target rates for "
+                        f"{document['minutes']:g} min")
+    for column in ("Load", "Offered", "OK", "Errors", "By status / failure", "p50 ms", "p99 ms"):
+        table.add_column(column)
+    for name, run in document["loads"].items():
+        errors = Counter({**run["statuses"], **run["failures"]})
+        errors.pop("202", None)
+        errors.pop("200", None)
+        table.add_row(name, f"{run['scheduled']:,}", f"{run['ok']:,}", f"{run['errors']:,}",
+                      ", ".join(f"{k}: {v:,}" for k, v in errors.items()) or "-",
+                      f"{run['latency']['p50_ms'] or 0:.1f}",
+                      f"{run['latency']['p99_ms'] or 0:.1f}")
+    console.print(table)
+    console.print(f"RSS growth after the first minute (MiB): "
+                  f"{document['rss_growth_after_first_minute_mib']}")
+
+
+def _markdown(document: dict[str, Any], path: Path) -> str:
+    lines = [f"Last soak: {document['started_at']}, x{document['factor']:g} the target rates for "
+             f"{document['minutes']:g} minutes.", "",
+             "| Load | Offered | OK | Errors | p50 ms | p99 ms |", "| --- | ---: | ---: | ---: | "
+             "---: | ---: |"]
+    for name, run in document["loads"].items():
+        lines.append(f"| {name} | {run['scheduled']:,} | {run['ok']:,} | {run['errors']:,} | "
+                     f"{run['latency']['p50_ms'] or 0:.1f} | {run['latency']['p99_ms'] or 0:.1f} |")
+    if document["samples"]:
+        names = list(document["samples"][0]["rss_mib"])
+        lines += ["", "Memory over time (resident MiB per process; Redis used memory):", "",
+                  "| t (s) | " + " | ".join(names) + " | redis data | consumer lag |",
+                  "| ---: " * (len(names) + 3) + "|"]
+        step = max(1, len(document["samples"]) // 10)
+        for sample in document["samples"][::step]:
+            lines.append(f"| {sample['t_s']:.0f} | " + " | ".join(
+                str(sample["rss_mib"].get(n)) for n in names)
+                + f" | {sample['redis_used_mib']} | {sample.get('consumer_lag', '')} |")
+    lines += ["", f"Raw figures: `{path}`."]
+    return "\n".join(lines)
+
+
+def _update_docs(docs_path: Path, section: str) -> None:
+    text = docs_path.read_text("utf-8") if docs_path.exists() else "# Benchmarks\n"
+    block = f"{SOAK_START}\n{section}\n{SOAK_END}"
+    if SOAK_START in text and SOAK_END in text:
+        before, rest = text.split(SOAK_START, 1)
+        text = before + block + rest.split(SOAK_END, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n## Soak\n\n" + block + "\n"
+    docs_path.write_text(text, "utf-8")
