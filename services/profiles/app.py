@@ -1,0 +1,123 @@
+"""The profile service: consumer thread(s) keeping profiles in Redis, and the profile API."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from services.profiles import api
+from services.profiles.consumer import build_consumer
+from services.profiles.deps import ProfileRuntime
+from services.profiles.metrics import ProfileMetrics
+from services.profiles.store import ProfileStore
+from services.streaming.publisher import KafkaPublisher
+from services.web.auth import install_auth
+from services.web.errors import install_error_handlers
+from services.web.health import health_router
+from services.web.observability import instrument
+from shared.errors import StoreUnavailableError
+from shared.settings import Settings
+from shared.touchpoints import load_catalog
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+What the business knows about each customer, in real time: identity (with merged anonymous
+visitor ids), journey phase and step, activity per touchpoint, channel and phase, value (RFM),
+satisfaction and open bad experiences, consent per channel, our own outreach, a bounded
+timeline, and the flat `features` the recommender uses. Kept by a Kafka consumer group on
+`touchpoints.v1` and `decisions.v1`; every event counts exactly once.
+"""
+
+
+def build_store(settings: Settings, client: redis.Redis) -> ProfileStore:
+    return ProfileStore(client, settings.redis_namespace,
+                        timeline_capacity=settings.profile_timeline_length,
+                        dedupe_capacity=settings.profile_dedupe_window)
+
+
+def _start_analytics(settings: Settings, client: redis.Redis,
+                     stop: threading.Event) -> threading.Thread | None:
+    try:
+        from services.profiles.analytics.consumer import start
+    except ImportError:
+        return None
+    return start(settings, client, stop)
+
+
+def create_app(
+    settings: Settings, redis_client: redis.Redis | None = None, run_consumers: bool = True,
+) -> FastAPI:
+    registry = CollectorRegistry()
+    runtime = ProfileRuntime(settings=settings,
+                             catalog=load_catalog(settings.touchpoint_catalog_file),
+                             metrics=ProfileMetrics(registry))
+    dead_letters = KafkaPublisher(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = redis_client or redis.Redis.from_url(
+            settings.redis_url, socket_timeout=5, socket_connect_timeout=2,
+            health_check_interval=30)
+        runtime.redis = client
+        app.state.redis = client
+        runtime.store = build_store(settings, client)
+        runtime.store.refresh_generation()
+        stop = threading.Event()
+        if run_consumers:
+            consumer = build_consumer(settings, build_store(settings, client), runtime.catalog,
+                                      dead_letters, runtime.metrics)
+            thread = threading.Thread(target=consumer.run, args=(stop,),
+                                      name="profile-consumer", daemon=True)
+            thread.start()
+            runtime.threads["profiles"] = thread
+            analytics = _start_analytics(settings, client, stop)
+            if analytics is not None:
+                runtime.threads["analytics"] = analytics
+        try:
+            yield
+        finally:
+            stop.set()
+            for thread in runtime.threads.values():
+                thread.join(timeout=15)
+            dead_letters.close()
+            if redis_client is None:
+                client.close()
+
+    app = FastAPI(title="Touchpoint profiles", version="1.0.0", description=DESCRIPTION,
+                  lifespan=lifespan)
+    app.state.runtime = runtime
+    app.state.settings = settings
+    install_error_handlers(app)
+    install_auth(app, settings)
+    instrument(app, registry, "profiles")
+
+    def redis_ready() -> None:
+        if runtime.redis is None:
+            raise StoreUnavailableError("not started")
+        try:
+            runtime.redis.ping()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            raise StoreUnavailableError(f"Redis unreachable: {exc}") from exc
+
+    def consumers_running() -> None:
+        for name, thread in runtime.threads.items():
+            if not thread.is_alive():
+                raise RuntimeError(f"the {name} consumer stopped (see the logs)")
+
+    app.include_router(health_router("profiles", {
+        "redis": redis_ready, "kafka": dead_letters.check, "consumers": consumers_running}))
+    app.include_router(api.router)
+    try:
+        from services.profiles.analytics.api import router as analytics_router
+    except ImportError:
+        analytics_router = None
+    if analytics_router is not None:
+        app.include_router(analytics_router)
+    return app

@@ -1,0 +1,47 @@
+"""What every profile route needs, built once in the app factory and read per request."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated
+
+import redis
+from fastapi import Depends, Request
+
+from services.profiles.metrics import ProfileMetrics
+from services.profiles.store import ProfileStore
+from shared.errors import UnavailableError
+from shared.settings import Settings
+from shared.touchpoints import TouchpointCatalog
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class ProfileRuntime:
+    settings: Settings
+    catalog: TouchpointCatalog
+    metrics: ProfileMetrics
+    now: Callable[[], datetime] = utc_now
+    redis: redis.Redis | None = None
+    store: ProfileStore | None = None
+    threads: dict[str, threading.Thread] = field(default_factory=dict)
+
+
+def get_runtime(request: Request) -> ProfileRuntime:
+    return request.app.state.runtime
+
+
+def get_store(runtime: Annotated[ProfileRuntime, Depends(get_runtime)]) -> ProfileStore:
+    if runtime.store is None:
+        raise UnavailableError("the profile store is starting up")
+    return runtime.store
+
+
+Runtime = Annotated[ProfileRuntime, Depends(get_runtime)]
+Store = Annotated[ProfileStore, Depends(get_store)]
