@@ -165,10 +165,10 @@ class Settings(BaseSettings):
 
     # --- Outbound webhooks ---------------------------------------------------------------
     outbound_max_attempts: int = Field(
-        8, ge=1, le=50, description="Delivery attempts before a message is marked dead."
+        10, ge=1, le=50, description="Delivery attempts before a message is marked dead."
     )
     outbound_backoff_base_s: float = Field(
-        2.0, gt=0, description="First retry delay; doubles per attempt, with full jitter."
+        30.0, gt=0, description="First retry delay; doubles per attempt, jittered to 50-100%."
     )
     outbound_backoff_max_s: float = Field(
         3600.0, gt=0, description="Longest delay between two delivery attempts."

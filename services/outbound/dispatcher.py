@@ -44,8 +44,8 @@ Clock = Callable[[], float]
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_attempts: int = 8
-    base_s: float = 2.0
+    max_attempts: int = 10
+    base_s: float = 30.0
     cap_s: float = 3600.0
     lease_s: float = 60.0
 
