@@ -83,7 +83,7 @@ def _train(args: argparse.Namespace) -> int:
     try:
         with _progress(console) as progress:
             task = progress.add_task("reading the log", total=4)
-            log = read_log(args.log)
+            log = read_log(args.log) if args.log else _log_from_stream(args, progress, task)
             progress.update(task, advance=1, description=f"fitting on {len(log)} decisions")
             current = _load_personalized(console, args.current) if args.current else None
             policy, evaluation = training.train(log, current, random_state=args.seed)
@@ -129,6 +129,24 @@ def _train(args: argparse.Namespace) -> int:
     if version:
         console.print(f"registered as [bold]{version}[/] (promote with `models promote`)")
     return 0
+
+
+def _log_from_stream(args: argparse.Namespace, progress: Progress, task: Any) -> Any:
+    """Decisions joined with their outcomes, read from Kafka (see `learning`)."""
+    from services.recommender import learning
+    from shared.actions import load_actions
+    from shared.settings import load_settings
+
+    settings = load_settings()
+    args.registry = args.registry or str(settings.model_registry_dir)
+    stream = learning.log_from_stream(
+        settings, datetime.now(UTC),
+        lambda topic, n: progress.update(task, description=f"reading {topic}: {n} records"),
+    )
+    if not stream.rows:
+        raise LogFormatError(f"no decision with a closed attribution window yet "
+                             f"({stream.report.decisions} decisions read)")
+    return learning.bandit_log(stream.rows, load_actions(settings.action_catalog_file))
 
 
 # -- decide ------------------------------------------------------------------------------
@@ -291,8 +309,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser(
         "train", help="fit a next-best-action model on a logged-decisions file (JSON lines)"
     )
-    train.add_argument("--log", required=True, help="JSON lines: context, action, propensity, "
-                       "reward, optional actions")
+    train.add_argument("--log", help="JSON lines: context, action, propensity, reward, "
+                       "optional actions; default: join decisions.v1 with outcomes from Kafka "
+                       "(and register in MODEL_REGISTRY_DIR)")
     train.add_argument("--out", required=True, help="model directory to write")
     train.add_argument("--current", help="model directory of the current model, to compare")
     train.add_argument("--registry", help="also register the model in this registry directory")

@@ -18,7 +18,7 @@ Reward (binary, so the reward model stays a calibrated probability):
 
 Decisions whose window is still open are left out (their zeros are not final yet). Duplicate
 decisions and events (redelivery) count once. Pure: decisions, events, the touchpoint catalog
-and ``now`` are arguments; `read_topic` is the Kafka adapter.
+and ``now`` are arguments; `read_topic` and `log_from_stream` are the Kafka adapter.
 """
 
 from __future__ import annotations
@@ -26,14 +26,17 @@ from __future__ import annotations
 import bisect
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from services.recommender.logs import BanditLog, parse_decision
+from shared.actions import ActionCatalog
 from shared.decisions import DecisionRecord
 from shared.events import TouchpointEvent
-from shared.touchpoints import TouchpointCatalog
+from shared.settings import Settings
+from shared.touchpoints import TouchpointCatalog, load_catalog
 
 log = logging.getLogger(__name__)
 
@@ -241,3 +244,39 @@ def read_topic(
         return out, bad
     finally:
         consumer.close()
+
+
+@dataclass
+class StreamLog:
+    rows: list[dict[str, Any]]
+    report: JoinReport
+    unreadable: int
+
+
+def log_from_stream(
+    settings: Settings,
+    now: datetime,
+    on_progress: Callable[[str, int], None] = lambda topic, n: None,
+) -> StreamLog:
+    """Both topics from the beginning (no group, no commit), joined into training rows."""
+    from services.streaming.publisher import kafka_client_options
+
+    options = kafka_client_options(settings)
+    decisions, bad_decisions = read_topic(
+        options, settings.topic_decisions, DecisionRecord.model_validate_json,
+        lambda n: on_progress(settings.topic_decisions, n),
+    )
+    events, bad_events = read_topic(
+        options, settings.topic_touchpoints, TouchpointEvent.model_validate_json,
+        lambda n: on_progress(settings.topic_touchpoints, n),
+    )
+    report = JoinReport()
+    rows = join(decisions, events, load_catalog(settings.touchpoint_catalog_file), now,
+                timedelta(days=settings.recommender_attribution_days), report)
+    return StreamLog(rows, report, bad_decisions + bad_events)
+
+
+def bandit_log(rows: Sequence[dict[str, Any]], catalog: ActionCatalog) -> BanditLog:
+    """Training rows as the trainer's log, with the catalog's action features."""
+    decisions = [parse_decision(row, lineno) for lineno, row in enumerate(rows, start=1)]
+    return BanditLog.from_decisions(decisions, catalog.feature_table())
