@@ -28,6 +28,13 @@ _INTERPOLATION = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
 
 FIELDS = Settings.model_fields
 ENV_NAMES = {name.upper(): name for name in FIELDS}
+# Variables libraries read under their own standard names (OpenTelemetry's exporter settings).
+STANDARD_PREFIXES = ("OTEL_",)
+
+
+def touchpoint_variables(env: dict[str, object]) -> dict[str, object]:
+    """The variables that must be Touchpoint settings: all but the libraries' standard ones."""
+    return {key: value for key, value in env.items() if not key.startswith(STANDARD_PREFIXES)}
 
 
 def load_yaml(path: Path) -> Any:

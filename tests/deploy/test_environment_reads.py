@@ -6,10 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from tests.deploy.manifests import ENV_NAMES, ROOT
-
-# Variables read by libraries under their own standard names, not Touchpoint settings.
-STANDARD_PREFIXES = ("OTEL_",)
+from tests.deploy.manifests import ENV_NAMES, ROOT, STANDARD_PREFIXES
 
 
 def _is_environ(node: ast.AST) -> bool:

@@ -20,6 +20,7 @@ from tests.deploy.manifests import (
     load_yaml,
     load_yaml_documents,
     settings_from_env,
+    touchpoint_variables,
 )
 
 KUSTOMIZATION = load_yaml(K8S_DIR / "kustomization.yaml")
@@ -64,9 +65,10 @@ def test_image_is_pinned_and_runs_the_service_module(name: str) -> None:
 
 
 def test_settings_keys_are_real_settings_with_valid_values() -> None:
-    unknown = sorted((set(CONFIG) | set(SECRET)) - set(ENV_NAMES))
+    variables = touchpoint_variables({**CONFIG, **SECRET})
+    unknown = sorted(set(variables) - set(ENV_NAMES))
     assert not unknown, f"not settings: {unknown}"
-    settings = settings_from_env({**CONFIG, **SECRET})
+    settings = settings_from_env(variables)
     for field in fields_needing_a_value():
         value = str(getattr(settings, field))
         assert field.upper() in CONFIG or field.upper() in SECRET, field
@@ -74,7 +76,7 @@ def test_settings_keys_are_real_settings_with_valid_values() -> None:
 
 
 def test_kafka_and_redis_security_settings_are_configured() -> None:
-    settings = settings_from_env({**CONFIG, **SECRET})
+    settings = settings_from_env(touchpoint_variables({**CONFIG, **SECRET}))
     assert set(CONFIG) | set(SECRET) >= SECURITY_KEYS
     assert settings.kafka_security_protocol == "SASL_SSL"
     assert settings.kafka_sasl_mechanism is not None
