@@ -151,6 +151,15 @@ def build_decision_consumer(settings: Settings, from_beginning: bool = False) ->
         session_timeout_ms=10_000, heartbeat_interval_ms=1_000)
 
 
+def rewind(consumer: KafkaConsumer) -> None:
+    """Back to the last committed offsets, so a batch that failed half-way is read again
+    (poll has already moved the in-memory position past it)."""
+    for partition in consumer.assignment():
+        committed = consumer.committed(partition)
+        if committed is not None:
+            consumer.seek(partition, committed)
+
+
 def _run_intake(consumer: KafkaConsumer, intake: DecisionIntake,
                 stop: threading.Event) -> None:
     try:
@@ -164,8 +173,16 @@ def _run_intake(consumer: KafkaConsumer, intake: DecisionIntake,
             except (KafkaError, StoreUnavailableError, redis.RedisError) as exc:
                 log.warning("outbound intake paused: %s", exc)
                 stop.wait(2.0)
+                try_rewind(consumer)
     finally:
         consumer.close()
+
+
+def try_rewind(consumer: KafkaConsumer) -> None:
+    try:
+        rewind(consumer)
+    except KafkaError as exc:  # the next rebalance or restart resumes from the commit
+        log.warning("could not rewind to the committed offsets: %s", exc)
 
 
 def _run_delivery(deliverer: Deliverer, stop: threading.Event, idle_s: float) -> None:

@@ -109,6 +109,20 @@ def build_router(settings: Settings) -> APIRouter:
             "provider's signature (no API key). 401: signature missing, wrong or stale. "
             "503: the provider's secret is not configured. 200: accepted; items that could not "
             "be mapped went to the dead-letter topic (see `problems`)."),
+        openapi_extra={"requestBody": {"required": True, "content": {
+            "application/json": {"schema": {}, "examples": {
+                "shopify orders/paid": {"value": {
+                    "id": 820982911946154508, "email": "jon@example.com",
+                    "total_price": "403.00", "currency": "USD",
+                    "updated_at": "2026-11-20T09:30:00+07:00"}},
+                "sendgrid batch": {"value": [
+                    {"email": "example@test.com", "timestamp": 1795000000, "event": "open",
+                     "sg_event_id": "rbtnWrG1DVDGGGFHFyun0A", "sg_message_id": "14c5d75ce93"}]},
+            }},
+            "application/x-www-form-urlencoded": {"schema": {}, "examples": {
+                "mailchimp subscribe": {"value": "type=subscribe&fired_at=2026-11-20+02%3A30"
+                                                 "%3A00&data%5Bemail%5D=api%40mailchimp.com"},
+            }}}}},
         responses={401: {"description": "Signature missing, wrong or stale."},
                    404: {"description": "Unknown provider."},
                    413: {"description": "Body too large."},
