@@ -27,6 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="instead of the suite: twice the target rates for 5 minutes, "
                        "memory over time and error counts")
     bench.add_argument("--soak-minutes", type=float, default=5.0, help=argparse.SUPPRESS)
+    bench.add_argument("--scaling", action="store_true",
+                       help="instead of the suite: profile consumer throughput with 1, 2, 4 and "
+                       "6 consumer processes on the 3-broker test cluster")
     bench.add_argument("--no-write", action="store_true",
                        help="print only; do not write results or docs")
     bench.set_defaults(handler=_bench)
@@ -43,6 +46,11 @@ def _bench(args: argparse.Namespace) -> int:
         plan.duration_s = args.duration
     if args.dashboard_events is not None:
         plan.dashboard_events = args.dashboard_events
+    if args.scaling:
+        from services.bench.scaling import run_scaling
+
+        run_scaling(root, customers=args.customers or 10_000, write=not args.no_write)
+        return 0
     if args.soak:
         from services.bench.soak import run_soak
 

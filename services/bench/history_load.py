@@ -51,6 +51,11 @@ def produce_history(settings: Settings, now: datetime, customers: int) -> dict[s
             "produce_s": round(time.perf_counter() - started, 2)}
 
 
+def produce_records(settings: Settings, records: Iterator[Record]) -> int:
+    """Records onto the touchpoint topic of `settings`; returns how many."""
+    return _produce(settings, records, lambda: None)
+
+
 def _produce(settings: Settings, records: Iterator[Record], tick: Callable[[], None]) -> int:
     sent = 0
     try:
