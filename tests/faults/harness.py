@@ -132,6 +132,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     for name in CONSUMER_ENV:
         env[name.upper()] = str(getattr(settings, name))
     env["PYTHONPATH"] = str(ROOT)
+    env["LOG_LEVEL"] = "WARNING"
     return env
 
 
@@ -143,15 +144,15 @@ class ConsumerProcess:
         self.process: subprocess.Popen[str] | None = None
         self.kills = 0
 
-    def start(self, timeout_s: float = 30.0) -> ConsumerProcess:
+    def start(self) -> ConsumerProcess:
+        """`python -m services.profiles consume`, the service's own consumer-only entry point."""
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.faults.consumer_process"], cwd=ROOT,
-            env=settings_env(self.settings), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            text=True, start_new_session=True)
-        line = self.process.stdout.readline().strip() if self.process.stdout else ""
-        if line != "ready":
-            self.kill()
-            raise RuntimeError(f"the profile consumer did not start (said {line!r})")
+            [sys.executable, "-m", "services.profiles", "consume"], cwd=ROOT,
+            env=settings_env(self.settings), stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True)
+        time.sleep(0.5)
+        if self.process.poll() is not None:
+            raise RuntimeError(f"the profile consumer exited with {self.process.returncode}")
         return self
 
     def kill(self) -> None:
