@@ -36,7 +36,7 @@ from shared.errors import NotFoundError
 from shared.settings import Settings, load_settings
 from shared.touchpoints import load_catalog
 
-DEFAULT_RANGE_DAYS = 30
+DEFAULT_RANGE_DAYS = 90
 STATIC_DIR = Path(str(resources.files("services.profiles.analytics").joinpath("static")))
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 

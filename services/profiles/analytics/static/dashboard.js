@@ -170,7 +170,7 @@ function renderLift() {
     ? [i, pp(a.response_lift_interval.low), pp(a.response_lift_interval.high)] : [i, null, null]));
   chart("chart-lift").setOption({
     tooltip: { trigger: "axis" },
-    grid: { left: 60, right: 10, top: 20, bottom: 50 },
+    grid: { left: 60, right: 10, top: 40, bottom: 50 },
     xAxis: { type: "category", data: names },
     yAxis: { type: "value", name: t("response_lift") },
     series: [
@@ -205,8 +205,15 @@ function renderLive() {
   }, { notMerge: true });
 }
 
+function renderStatus() {
+  if (state.updatedAt) {
+    $("status").textContent = `${t("updated")} ${state.updatedAt.toLocaleTimeString(locale())}`;
+  }
+}
+
 function renderAll() {
   applyLabels();
+  renderStatus();
   if (!state.data.touchpoints) return;
   renderKpis(); renderTable(); renderAttribution(); renderSankey(); renderFunnel(); renderLift();
   if (state.data.live) renderLive();
@@ -238,8 +245,8 @@ async function load() {
     if (!$("f-from").value) $("f-from").value = touchpoints.filters.from;
     if (!$("f-to").value) $("f-to").value = touchpoints.filters.to;
     updateChannels();
+    state.updatedAt = new Date();
     renderAll();
-    $("status").textContent = `${t("updated")} ${new Date().toLocaleTimeString(locale())}`;
   } catch (error) {
     state.errors.push(String(error.message || error));
     $("status").textContent = `${t("error")}: ${error.message || error}`;
