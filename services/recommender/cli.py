@@ -226,7 +226,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     except (LogFormatError, ModelStoreError) as exc:
         return _fail(console, str(exc))
     table = Table(title=f"off-policy estimates on {len(log)} logged decisions (95% CI)")
-    table.add_column("policy")
+    table.add_column("policy", no_wrap=True)
     for method in ("IPS", "SNIPS", "DR"):
         table.add_column(method)
     for name, estimates in results.items():
