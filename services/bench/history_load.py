@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from services.bench import dataset
 from services.streaming.publisher import kafka_client_options
-from shared.redis_keys import profile_pattern
+from shared.redis_keys import customer_subject, profile_key, profile_pattern, timeline_key
 from shared.settings import Settings
 from shared.stream import Record
 from shared.touchpoints import load_catalog
@@ -134,6 +134,30 @@ def used_memory(redis_url: str) -> int:
         return int(client.info("memory")["used_memory"])
     finally:
         client.close()
+
+
+def sampled_profile_bytes(settings: Settings, customer_ids: list[str],
+                          sample: int = 500) -> dict[str, float]:
+    """MEMORY USAGE of the profile and timeline keys of a sample of customers (mean bytes)."""
+    client = redis.Redis.from_url(settings.redis_url)
+    step = max(1, len(customer_ids) // sample)
+    chosen = customer_ids[::step][:sample]
+    totals = {"profile": 0, "timeline": 0}
+    try:
+        pipe = client.pipeline(transaction=False)
+        for customer_id in chosen:
+            subject = customer_subject(customer_id)
+            pipe.memory_usage(profile_key(settings.redis_namespace, subject), samples=0)
+            pipe.memory_usage(timeline_key(settings.redis_namespace, subject), samples=0)
+        answers = pipe.execute()
+    finally:
+        client.close()
+    totals["profile"] = sum(a or 0 for a in answers[0::2])
+    totals["timeline"] = sum(a or 0 for a in answers[1::2])
+    count = max(1, len(chosen))
+    return {"customers_sampled": len(chosen),
+            "profile_key_bytes": round(totals["profile"] / count, 1),
+            "timeline_key_bytes": round(totals["timeline"] / count, 1)}
 
 
 def count_profiles(settings: Settings) -> dict[str, int]:

@@ -331,11 +331,14 @@ def memory_per_customer(ctx: Context, load: dict[str, Any]) -> Outcome:
         return not_available("memory_per_customer", title,
                              "history not folded into profiles (profile consumer missing)")
     per_customer = load["memory"]["bytes_per_customer"]
+    sample = load["memory"].get("per_key_sample") or {}
+    keys = (f"; profile + timeline keys alone {sample['profile_key_bytes']:,.0f} + "
+            f"{sample['timeline_key_bytes']:,.0f} bytes" if sample else "")
     return Outcome(
         "memory_per_customer", title,
         result=f"{per_customer:,.0f} bytes per customer ({load['customers']:,} customers, "
         f"{load['events'] / load['customers']:.1f} events each; "
-        f"{load['memory']['used_memory_delta'] / 2**20:,.0f} MiB in all)",
+        f"{load['memory']['used_memory_delta'] / 2**20:,.0f} MiB in all{keys})",
         value=per_customer, unit="bytes", target="<= 2 KiB per customer",
         met=per_customer <= 2048, data=load["memory"])
 

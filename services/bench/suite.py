@@ -91,6 +91,8 @@ def load_history(system: SystemUnderTest, plan: Plan, now: datetime, say) -> dic
         delta = memory_after - memory_before
         load["memory"] = {"used_memory_before": memory_before, "used_memory_after": memory_after,
                           "used_memory_delta": delta, "profiles": subjects,
+                          "per_key_sample": history_load.sampled_profile_bytes(
+                              settings, produced["identified_customers"]),
                           "bytes_per_customer": round(delta / plan.customers, 1)}
     return {**load, "identified": produced["identified_customers"]}
 
