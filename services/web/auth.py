@@ -78,6 +78,7 @@ def require_scope(scope: str):
         return key
 
     dependency.__name__ = f"require_{scope.replace(':', '_').replace('*', 'any')}"
+    dependency.scope = scope  # type: ignore[attr-defined]  # lets tests list every scoped route
     return dependency
 
 
