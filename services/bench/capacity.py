@@ -1,0 +1,56 @@
+"""From measured per-process figures to a deployment size (pure; `docs/capacity.md`)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Per-process rates and per-customer memory taken from a benchmark run."""
+
+    ingest_events_per_process: float  # batched ingest, events/s, one ingestion process
+    fold_events_per_process: float  # one profile consumer process
+    decisions_per_process: float  # recommendations/s one recommender process sustains
+    redis_bytes_per_customer: float
+    redis_ops_per_event: float = 4.0  # Lua apply + pipelined reads/writes per folded event
+    redis_ops_per_decision: float = 4.0  # profile read, rate limit, outreach write
+
+
+@dataclass(frozen=True)
+class Load:
+    customers: int
+    events_per_s: float
+    decisions_per_s: float
+
+
+@dataclass(frozen=True)
+class Deployment:
+    ingestion_processes: int
+    profile_consumers: int
+    recommender_processes: int
+    partitions: int
+    redis_memory_gib: float
+    redis_shards: int
+    redis_ops_per_s: float
+
+
+def plan(measured: Measured, load: Load, headroom: float = 2.0,
+         redis_shard_gib: float = 25.0, redis_shard_ops: float = 100_000) -> Deployment:
+    """Processes at `headroom` x the load (peaks, a failed node, rebalancing), partitions so
+    consumers can grow to twice the planned count, Redis sized for memory and operations."""
+    ingestion = math.ceil(load.events_per_s * headroom / measured.ingest_events_per_process)
+    consumers = math.ceil(load.events_per_s * headroom / measured.fold_events_per_process)
+    recommenders = math.ceil(load.decisions_per_s * headroom / measured.decisions_per_process)
+    # Partitions cap consumer parallelism: leave room to double the consumers without
+    # repartitioning (repartitioning moves keys and breaks per-customer order during the move).
+    partitions = max(12, 2 ** math.ceil(math.log2(max(1, consumers * 2))))
+    # Redis keeps ~30% over the data for fragmentation and copy-on-write during snapshots.
+    memory_gib = load.customers * measured.redis_bytes_per_customer * 1.3 / 2**30
+    ops = (load.events_per_s * measured.redis_ops_per_event
+           + load.decisions_per_s * measured.redis_ops_per_decision)
+    shards = max(1, math.ceil(memory_gib / redis_shard_gib),
+                 math.ceil(ops * headroom / redis_shard_ops))
+    return Deployment(ingestion, consumers, recommenders, partitions, round(memory_gib, 1),
+                      shards, round(ops))

@@ -1,0 +1,31 @@
+"""The capacity model: processes, partitions and Redis from measured per-process figures."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.bench.capacity import Load, Measured, plan
+
+MEASURED = Measured(ingest_events_per_process=10_000, fold_events_per_process=5_000,
+                    decisions_per_process=1_000, redis_bytes_per_customer=2048)
+
+
+@pytest.mark.parametrize("load,expected", [
+    # 5,000 events/s at 2x headroom: 1 ingestion, 2 consumers, 4 recommenders for 2,000/s.
+    (Load(10_000_000, 5_000, 2_000),
+     {"ingestion_processes": 1, "profile_consumers": 2, "recommender_processes": 4,
+      "partitions": 12, "redis_shards": 1}),
+    # Ten times that: partitions follow the consumers, Redis needs a cluster.
+    (Load(100_000_000, 50_000, 20_000),
+     {"ingestion_processes": 10, "profile_consumers": 20, "recommender_processes": 40,
+      "partitions": 64, "redis_shards": 10}),  # 248 GiB / 25 GiB per shard
+])
+def test_plan(load, expected):
+    deployment = plan(MEASURED, load)
+    for name, value in expected.items():
+        assert getattr(deployment, name) == value, name
+
+
+def test_memory_includes_overhead():
+    deployment = plan(MEASURED, Load(10_000_000, 1, 1))
+    assert deployment.redis_memory_gib == pytest.approx(10_000_000 * 2048 * 1.3 / 2**30, 0.01)
