@@ -18,9 +18,11 @@ from services.profiles.metrics import ProfileMetrics
 from services.profiles.store import ProfileStore
 from services.streaming.publisher import KafkaPublisher
 from services.web.auth import install_auth
+from services.web.body_limit import install_body_limit
 from services.web.errors import install_error_handlers
 from services.web.health import health_router
 from services.web.observability import instrument
+from services.web.rate_limit import install_rate_limit
 from shared.errors import StoreUnavailableError
 from shared.settings import Settings
 from shared.touchpoints import load_catalog
@@ -96,6 +98,8 @@ def create_app(
     app.state.settings = settings
     install_error_handlers(app)
     install_auth(app, settings)
+    install_rate_limit(app, settings, registry)
+    install_body_limit(app, settings.max_body_bytes)
     instrument(app, registry, "profiles")
 
     def redis_ready() -> None:

@@ -30,6 +30,7 @@ from services.recommender.serving import (
 )
 from services.streaming.publisher import KafkaPublisher, Publisher
 from services.web.auth import install_auth
+from services.web.body_limit import install_body_limit
 from services.web.errors import install_error_handlers
 from services.web.health import health_router
 from services.web.observability import instrument
@@ -165,6 +166,7 @@ def create_app(
     install_error_handlers(app)
     install_auth(app, settings, key_store)
     install_rate_limit(app, settings, registry)
+    install_body_limit(app, settings.max_body_bytes)
     instrument(app, registry, "recommender")
 
     # Readiness runs in a worker thread: it gets a small blocking client of its own.

@@ -80,11 +80,27 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        undecodable = [e for e in exc.errors() if e.get("type") == "json_invalid"]
+        if undecodable:  # not JSON at all: no field to name but the body itself
+            at = [str(part) for part in undecodable[0].get("loc", ()) if part != "body"]
+            message = f"body is not valid JSON (at character {at[0]})" if at else \
+                "body is not valid JSON"
+            return error_response(400, "malformed_json", message,
+                                  [{"field": "(body)", "message": message, "type": "json_invalid"}])
         fields = validation_fields(exc)
         summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
         return error_response(422, "invalid_request", summary, fields)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            # FastAPI's answer to bodies json cannot decode at all (invalid UTF-8, nesting
+            # deeper than the parser's recursion limit)
+            message = "body is not valid JSON (invalid UTF-8 or nested too deeply)"
+            return error_response(400, "malformed_json", message,
+                                  [{"field": "(body)", "message": message, "type": "json_invalid"}])
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+            exc.status_code, "http_error")
+        fields = [{"field": "(body)", "message": str(exc.detail), "type": "too_large"}] \
+            if exc.status_code == 413 else None
+        return error_response(exc.status_code, code, str(exc.detail), fields, headers=exc.headers)

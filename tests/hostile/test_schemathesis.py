@@ -21,7 +21,7 @@ from schemathesis.checks import content_type_conformance, response_schema_confor
 from tests.hostile.stack import admin_key, build_app, isolated_settings, webhook_secrets
 from tests.servers import serving
 
-EXAMPLES_PER_OPERATION_AND_MODE = 40
+EXAMPLES_PER_OPERATION_AND_MODE = 25
 per_operation: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
 CHECKS = [response_schema_conformance, content_type_conformance]
 
