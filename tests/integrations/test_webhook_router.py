@@ -307,3 +307,30 @@ def test_activecampaign_mapping_with_url_token(client, publisher):
     again = client.post("/v1/webhooks/activecampaign?token=ac-token", content=body)
     assert again.json()["event_ids"] == [event.event_id]
     assert client.post("/v1/webhooks/activecampaign?token=x", content=body).status_code == 401
+
+
+def test_out_of_range_signed_timestamps_are_401_not_500(client, publisher):
+    body = orjson.dumps(payloads.SENDGRID_EVENTS)
+    huge = "9" * 30
+    reply = client.post("/v1/webhooks/sendgrid", content=body, headers={
+        "X-Twilio-Email-Event-Webhook-Signature": signing.sendgrid(PRIVATE, body, 1),
+        "X-Twilio-Email-Event-Webhook-Timestamp": huge})
+    assert reply.status_code == 401
+    assert publisher.topics == {}
+
+
+HOSTILE_ORDERS = [
+    {"id": 1, "email": "a@b.co", "total_price": "1e400", "currency": "USD",
+     "updated_at": "2026-11-20T00:00:00Z"},
+    {"id": 1, "email": "a@b.co", "updated_at": "9999999-01-01"},
+    {"id": {"nested": True}, "email": ["x"], "customer": "not an object"},
+    {"id": 2, "customer": {"id": 5, "phone": 84909123456}, "updated_at": 17},
+]
+
+
+@pytest.mark.parametrize("order", HOSTILE_ORDERS)
+def test_authentic_hostile_payloads_never_500(client, publisher, order):
+    reply = shopify_post(client, orjson.dumps(order))
+    assert reply.status_code == 200, reply.text
+    answer = reply.json()
+    assert answer["accepted"] + answer["dead_lettered"] + answer["ignored"] >= 1

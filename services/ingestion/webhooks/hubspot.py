@@ -31,6 +31,7 @@ from services.ingestion.webhooks.model import (
     UnmappableError,
     Unmapped,
     check_age,
+    event_time,
     from_unix,
     required_header,
     same,
@@ -82,7 +83,7 @@ def _event(item: dict, touchpoint: str, options: MappingOptions) -> dict:
     object_id = item["objectId"]
     event: dict[str, Any] = {
         "event_id": stable_event_id(NAME, item.get("portalId", "0"), item["eventId"]),
-        "occurred_at": from_unix(int(item["occurredAt"]) / 1000).isoformat(),
+        "occurred_at": event_time(item["occurredAt"], 1000),
         "touchpoint": touchpoint,
         "properties": {"hubspot_portal_id": item.get("portalId"),
                        "hubspot_subscription": item.get("subscriptionType")},

@@ -33,7 +33,7 @@ from services.ingestion.webhooks.model import (
     UnmappableError,
     Unmapped,
     context_from,
-    from_unix,
+    event_time,
     required_header,
     same,
     stable_event_id,
@@ -117,7 +117,7 @@ def _map_one(item: Any, options: MappingOptions) -> MappedItem:
     return {
         "event_id": stable_event_id(NAME, message_id, kind, item["ts"]),
         "customer_id": email,
-        "occurred_at": from_unix(item["ts"]).isoformat(),
+        "occurred_at": event_time(item["ts"]),
         "touchpoint": touchpoint,
         "properties": properties,
         "context": context,

@@ -30,7 +30,7 @@ from services.ingestion.webhooks.model import (
     SignatureError,
     UnmappableError,
     Unmapped,
-    from_unix,
+    event_time,
     required_header,
     same,
     stable_event_id,
@@ -123,7 +123,7 @@ def _map_messaging(item: Any, platform: str) -> MappedItem:
     return {
         "event_id": stable_event_id(NAME, *key),
         "customer_id": f"{platform}:{customer}",
-        "occurred_at": from_unix(timestamp / 1000).isoformat(),
+        "occurred_at": event_time(timestamp, 1000),
         "touchpoint": touchpoint,
         "properties": properties,
     }

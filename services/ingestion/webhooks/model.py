@@ -106,6 +106,14 @@ def from_unix(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
+def event_time(value: object, scale: float = 1.0) -> str | None:
+    """An ISO time from epoch seconds (or milliseconds with scale=1000); None if unusable."""
+    try:
+        return from_unix(float(value) / scale).isoformat()  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
 def stable_event_id(provider: str, *parts: object) -> str:
     """A deterministic event id from the provider's own delivery/event id.
 

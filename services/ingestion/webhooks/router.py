@@ -147,11 +147,18 @@ def build_router(settings: Settings) -> APIRouter:
         except SignatureError as exc:
             log.warning("webhook %s refused: %s", provider, exc)
             return error_response(401, "invalid_signature", f"{provider}: {exc}")
+        except (ValueError, OverflowError, OSError) as exc:  # e.g. a timestamp out of range
+            log.warning("webhook %s refused: unreadable signature fields: %s", provider, exc)
+            return error_response(401, "invalid_signature",
+                                  f"{provider}: unreadable signature headers")
         request_id = request.scope.get("state", {}).get("request_id")
         try:
             items = plugin.to_events(plugin.parse(request.headers, raw), options)
         except UnmappableError as exc:
             items = [Unmapped(str(exc), raw)]
+        except Exception as exc:  # authentic but surprising: keep it, never make them retry
+            log.exception("webhook %s: mapping failed", provider)
+            items = [Unmapped(f"mapping failed: {type(exc).__name__}: {exc}"[:500], raw)]
         rules = ValidationRules(runtime.catalog, now, runtime.settings.max_future_skew_s)
         events, dead, problems, ignored = [], [], [], 0
         for item in items:

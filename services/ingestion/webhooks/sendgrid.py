@@ -34,6 +34,7 @@ from services.ingestion.webhooks.model import (
     Unmapped,
     check_age,
     context_from,
+    event_time,
     from_unix,
     required_header,
     stable_event_id,
@@ -124,7 +125,7 @@ def _map_one(item: Any, options: MappingOptions) -> MappedItem:
     event: dict[str, Any] = {
         "event_id": stable_event_id(NAME, item["sg_event_id"]),
         "customer_id": email,
-        "occurred_at": from_unix(item["timestamp"]).isoformat(),
+        "occurred_at": event_time(item["timestamp"]),
         "touchpoint": touchpoint,
         "properties": {k: (v[:1000] if isinstance(v, str) else v) for k, v in properties.items()},
         "context": context,

@@ -32,6 +32,7 @@ from services.ingestion.webhooks.model import (
     UnmappableError,
     Unmapped,
     check_age,
+    event_time,
     from_unix,
     required_header,
     same,
@@ -125,7 +126,7 @@ def to_events(payload: dict, options: MappingOptions = DEFAULT_OPTIONS) -> list[
     return [{
         "event_id": stable_event_id(NAME, key),
         "customer_id": f"zalo:{user}",
-        "occurred_at": from_unix(int(timestamp) / 1000).isoformat(),
+        "occurred_at": event_time(timestamp, 1000),
         "touchpoint": touchpoint,
         "properties": properties,
     }]
