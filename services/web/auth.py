@@ -10,6 +10,7 @@ is their authentication.
 
 from __future__ import annotations
 
+import hmac
 import logging
 from dataclasses import dataclass
 from typing import Annotated
@@ -28,14 +29,23 @@ DEVELOPMENT_PRINCIPAL = ApiKey(id="auth-disabled", name="auth disabled", scopes=
                                salt="", hash="", created_at="")
 
 
+INTERNAL_PRINCIPAL = ApiKey(id="internal", name="in-process call", scopes=("admin",),
+                            salt="", hash="", created_at="")
+
+
 @dataclass
 class Authenticator:
     store: KeyStore | None
     disabled: bool = False
+    # A random per-process token for the service's own in-process calls (never stored).
+    internal_token: str | None = None
 
     def check(self, presented: str | None, scope: str) -> ApiKey:
         if self.disabled:
             return DEVELOPMENT_PRINCIPAL
+        if self.internal_token and presented and hmac.compare_digest(
+                presented.encode(), self.internal_token.encode()):
+            return INTERNAL_PRINCIPAL
         if self.store is None:
             raise AuthenticationError(
                 "this server has no API keys configured: set API_KEYS_FILE (create keys with "
