@@ -160,6 +160,28 @@ def sampled_profile_bytes(settings: Settings, customer_ids: list[str],
             "timeline_key_bytes": round(totals["timeline"] / count, 1)}
 
 
+def reset_command_stats(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.config_resetstat()
+    finally:
+        client.close()
+
+
+def command_stats(redis_url: str, top: int = 8) -> list[dict[str, Any]]:
+    """The Redis commands that took the most server time since the last reset."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    rows = [{"command": name.removeprefix("cmdstat_"), "calls": int(v["calls"]),
+             "usec": int(v["usec"]), "usec_per_call": float(v["usec_per_call"])}
+            for name, v in stats.items()]
+    rows.sort(key=lambda row: row["usec"], reverse=True)
+    return rows[:top]
+
+
 def count_profiles(settings: Settings) -> dict[str, int]:
     client = redis.Redis.from_url(settings.redis_url)
     counts = {"customers": 0, "anonymous": 0}

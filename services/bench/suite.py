@@ -75,6 +75,7 @@ def load_history(system: SystemUnderTest, plan: Plan, now: datetime, say) -> dic
     say(f"{produced['events']:,} events of {plan.customers:,} customers on the topic in "
         f"{produced['produce_s']:.1f} s")
     memory_before = history_load.used_memory(settings.redis_url)
+    history_load.reset_command_stats(settings.redis_url)
     load: dict[str, Any] = {"customers": plan.customers, "events": produced["events"],
                             "produce_s": produced["produce_s"]}
     started = time.monotonic()
@@ -85,6 +86,8 @@ def load_history(system: SystemUnderTest, plan: Plan, now: datetime, say) -> dic
     fold = history_load.wait_for_fold(settings, produced["events"], timeout_s=600,
                                       alive=lambda: system.pid("profile") is not None)
     load.update(fold)
+    # Server time per command during the fold: how much of it Redis itself spends.
+    load["redis_commands"] = history_load.command_stats(settings.redis_url)
     if fold.get("drained"):
         memory_after = history_load.used_memory(settings.redis_url)
         subjects = history_load.count_profiles(settings)
