@@ -222,8 +222,14 @@ def wait_for_fold(settings: Settings, total: int, timeout_s: float,
     if last_done >= end and (first_progress is None or last_done == first_progress[1]):
         return {"drained": True, "end_offsets": end, "records": total, "drain_s": 0.0,
                 "fold_events_per_s": None, "timeline": []}
-    if last_done < end or first_progress is None:
+    if first_progress is None:
         return {"drained": False, "end_offsets": end, "committed": last_done,
+                "reason": "the consumer group committed nothing" if alive()
+                else "profile service exited"}
+    if last_done < end:
+        elapsed = max(last_time - first_progress[0], 1e-9)
+        return {"drained": False, "end_offsets": end, "committed": last_done,
+                "fold_events_per_s": round((last_done - first_progress[1]) / elapsed, 1),
                 "reason": f"consumer committed {last_done:,} of {end:,} records in "
                           f"{timeout_s:.0f} s" if alive() else "profile service exited"}
     # Rate between the first and last committed progress: excludes start-up and group join.

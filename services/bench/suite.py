@@ -83,7 +83,7 @@ def load_history(system: SystemUnderTest, plan: Plan, now: datetime, say) -> dic
         load.update(drained=False, reason=f"profile service: {system.unavailable['profile']}")
         return {**load, "identified": produced["identified_customers"]}
     say(f"profile service up in {time.monotonic() - started:.1f} s; folding the history")
-    fold = history_load.wait_for_fold(settings, produced["events"], timeout_s=600,
+    fold = history_load.wait_for_fold(settings, produced["events"], timeout_s=plan.fold_timeout_s,
                                       alive=lambda: system.pid("profile") is not None)
     load.update(fold)
     # Server time per command during the fold: how much of it Redis itself spends.
@@ -139,18 +139,19 @@ def run_suite(plan: Plan, mode: str, root: Path, write_docs: bool = True,
             ("single-event ingest", lambda: scenarios.single_ingest(ctx)),
             ("event-to-profile delay", lambda: _after(catch_up, system, say,
                                                       lambda: scenarios.event_to_profile(ctx))),
+        ]
+        for count in plan.candidate_counts:
+            steps.append((f"recommendations, {count} candidates",
+                          lambda count=count: scenarios.recommendations(ctx, count)))
+        steps += [
+            ("webhook ingest", lambda: scenarios.webhook_ingest(ctx)),
+            # Last of the HTTP scenarios: they leave a backlog the consumer folds for a while.
             ("batched ingest", lambda: scenarios.batch_ingest(ctx)),
             ("batched ingest, confluent-kafka producer",
              lambda: _with_confluent_ingestion(system, say, lambda: scenarios.batch_ingest(
                  ctx, "confluent"))),
-            ("webhook ingest", lambda: scenarios.webhook_ingest(ctx)),
+            ("dashboard API", lambda: scenarios.dashboard(ctx)),
         ]
-        for count in plan.candidate_counts:
-            steps.append((f"recommendations, {count} candidates",
-                          lambda count=count: _after(catch_up, system, say,
-                                                     lambda: scenarios.recommendations(ctx,
-                                                                                       count))))
-        steps.append(("dashboard API", lambda: scenarios.dashboard(ctx)))
         for label, step in steps:
             say(f"scenario: {label}")
             ctx.now = datetime.now(UTC)
