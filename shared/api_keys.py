@@ -15,6 +15,8 @@ changes, so keys are added, disabled or rotated without a restart.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import hmac
 import json
@@ -178,6 +180,17 @@ class KeyStore:
         return key
 
     # --- writing -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _exclusive(self):
+        """Serialises writers across processes (two `keys create` at once lose nothing)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock, open(self.path.with_name(self.path.name + ".lock"), "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def _write(self, keys: Iterable[ApiKey]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         document = {"version": 1, "keys": [
@@ -195,14 +208,14 @@ class KeyStore:
         key = ApiKey(id=key_id, name=name, scopes=scopes, salt=salt,
                      hash=key_hash(secret, salt, self.pepper),
                      created_at=now.astimezone(UTC).isoformat(timespec="seconds"))
-        with self._lock:
+        with self._exclusive():
             current = dict(self._load()) if self._stamp() is not None else {}
             current[key.id] = key
             self._write(current.values())
         return key, full
 
     def set_disabled(self, key_id: str, disabled: bool = True) -> ApiKey:
-        with self._lock:
+        with self._exclusive():
             current = dict(self._load()) if self._stamp() is not None else {}
             if key_id not in current:
                 raise KeyError(key_id)

@@ -59,6 +59,9 @@ def install_auth(app: FastAPI, settings: Settings, key_store: KeyStore | None = 
         pepper = settings.api_key_pepper.get_secret_value().encode() \
             if settings.api_key_pepper else None
         key_store = KeyStore(settings.api_keys_file, pepper)
+        if not key_store.path.exists():
+            log.warning("API_KEYS_FILE %s does not exist yet: every key is refused until it "
+                        "does (touchpoint keys create)", key_store.path)
         key_store.keys()  # fail fast on an invalid file
     disabled = key_store is None and settings.auth_disabled
     if disabled:

@@ -204,3 +204,23 @@ def test_api_keys_file_setting_builds_the_store(store, keys):
 def test_openapi_declares_both_key_schemes(client):
     schemes = client.get("/openapi.json").json()["components"]["securitySchemes"]
     assert {"HTTPBearer", "APIKeyHeader"} <= set(schemes)
+
+
+def _create_many(path: str, name: str) -> None:
+    store = KeyStore(Path(path))
+    for index in range(15):
+        store.create(f"{name}-{index}", ["events:write"], NOW)
+
+
+def test_concurrent_writers_lose_no_key(tmp_path):
+    import multiprocessing
+
+    path = tmp_path / "keys.json"
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_create_many, args=(str(path), name))
+               for name in ("a", "b", "c")]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    assert len(KeyStore(path).keys()) == 45
