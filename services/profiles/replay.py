@@ -51,8 +51,8 @@ def new_generation(now: datetime) -> str:
     return "r" + now.strftime("%Y%m%dT%H%M%S")
 
 
-def _positions_reached(consumer: KafkaConsumer, targets: dict[TopicPartition, int]) -> bool:
-    return all(consumer.position(tp) >= target for tp, target in targets.items())
+def _reached(positions: dict[TopicPartition, int], goal: dict[TopicPartition, int]) -> bool:
+    return all(positions.get(tp, 0) >= target for tp, target in goal.items())
 
 
 def _committed_by_live_group(settings: Settings, partitions: list[TopicPartition]
@@ -99,13 +99,25 @@ def replay(
         targets = consumer.end_offsets(partitions)
         total = sum(targets[tp] - beginning[tp] for tp in partitions)
 
+        positions = dict(beginning)
+
         def run_until(goal: dict[TopicPartition, int]) -> None:
             nonlocal records, applied, duplicates, dead
-            while not _positions_reached(consumer, goal):
+            idle_polls = 0
+            while not _reached(positions, goal):
                 polled = consumer.poll(timeout_ms=200)
                 batch = [r for rs in polled.values() for r in rs]
                 if not batch:
+                    idle_polls += 1
+                    if idle_polls % 5 == 0:  # offsets may skip (compaction, markers)
+                        for tp in goal:
+                            position = consumer.position(tp, timeout_ms=1000)
+                            if position is not None:
+                                positions[tp] = max(positions[tp], position)
                     continue
+                for record in batch:
+                    tp = TopicPartition(record.topic, record.partition)
+                    positions[tp] = max(positions[tp], record.offset + 1)
                 result = processor.process(batch)
                 records += len(batch)
                 applied += result.applied
@@ -122,7 +134,7 @@ def replay(
         deadline = time.monotonic() + settle_s
         while True:
             committed = _committed_by_live_group(settings, partitions)
-            run_until({tp: max(off, consumer.position(tp)) for tp, off in committed.items()})
+            run_until(committed)
             if time.monotonic() >= deadline:
                 break
             time.sleep(0.2)
