@@ -63,7 +63,7 @@ class Plan:
     batch_concurrency: int = 4
     closed_concurrency: int = 16
     dashboard_events: int = 1_000_000
-    fold_timeout_s: float = 420.0
+    fold_timeout_s: float = 300.0
 
     @classmethod
     def quick(cls) -> Plan:
@@ -335,18 +335,21 @@ def dashboard(ctx: Context) -> Outcome:
 
 def memory_per_customer(ctx: Context, load: dict[str, Any]) -> Outcome:
     title = "Redis memory per customer"
-    if not load.get("drained"):
+    if "memory" not in load:
         return not_available("memory_per_customer", title,
                              "history not folded into profiles (profile consumer missing)")
-    per_customer = load["memory"]["bytes_per_customer"]
+    memory = load["memory"]
+    per_customer = memory["bytes_per_customer"]
+    customers = memory["divided_by"]
     sample = load["memory"].get("per_key_sample") or {}
     keys = (f"; profile + timeline keys alone {sample['profile_key_bytes']:,.0f} + "
             f"{sample['timeline_key_bytes']:,.0f} bytes" if sample else "")
     return Outcome(
         "memory_per_customer", title,
-        result=f"{per_customer:,.0f} bytes per customer ({load['customers']:,} customers, "
+        result=f"{per_customer:,.0f} bytes per customer ({customers:,} customers"
+        f"{'' if memory['complete'] else ' folded so far'}, "
         f"{load['events'] / load['customers']:.1f} events each; "
-        f"{load['memory']['used_memory_delta'] / 2**20:,.0f} MiB in all{keys})",
+        f"{memory['used_memory_delta'] / 2**20:,.0f} MiB in all{keys})",
         value=per_customer, unit="bytes", target="<= 2 KiB per customer",
         met=per_customer <= 2048, data=load["memory"])
 

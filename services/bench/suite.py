@@ -88,19 +88,22 @@ def load_history(system: SystemUnderTest, plan: Plan, now: datetime, say) -> dic
     load.update(fold)
     # Server time per command during the fold: how much of it Redis itself spends.
     load["redis_commands"] = history_load.command_stats(settings.redis_url)
-    if fold.get("drained"):
+    if fold.get("fold_events_per_s"):
         memory_after = history_load.used_memory(settings.redis_url)
         subjects = history_load.count_profiles(settings)
         delta = memory_after - memory_before
+        # A partial fold is divided by the people folded so far (profile keys present).
+        people = plan.customers if fold.get("drained") else max(1, sum(subjects.values()))
         load["memory"] = {"used_memory_before": memory_before, "used_memory_after": memory_after,
                           "used_memory_delta": delta, "profiles": subjects,
                           "per_key_sample": history_load.sampled_profile_bytes(
                               settings, produced["identified_customers"]),
-                          "bytes_per_customer": round(delta / plan.customers, 1)}
+                          "divided_by": people, "complete": bool(fold.get("drained")),
+                          "bytes_per_customer": round(delta / people, 1)}
     return {**load, "identified": produced["identified_customers"]}
 
 
-def catch_up(system: SystemUnderTest, say, timeout_s: float = 180) -> None:
+def catch_up(system: SystemUnderTest, say, timeout_s: float = 90) -> None:
     """Waits for the profile consumer to fold what earlier scenarios sent."""
     if system.pid("profile") is None:
         return
