@@ -2,8 +2,8 @@
 
     install_rate_limit(app, settings)      # one line in an app factory
 
-Each caller owns one bucket of `rate_limit_burst` tokens that refills at `rate_limit_per_s`
-tokens a second; a request takes one token. An empty bucket answers 429 with `Retry-After`
+Each caller owns one bucket per service of `rate_limit_burst` tokens that refills at
+`rate_limit_per_s` tokens a second; a request takes one token. An empty bucket answers 429 with `Retry-After`
 (whole seconds until a token is back). The bucket is one Redis hash updated by one Lua script,
 so every replica of a service shares it and concurrent requests cannot overdraw it.
 
@@ -22,6 +22,7 @@ import asyncio
 import hashlib
 import logging
 import math
+import re
 import time
 import weakref
 from dataclasses import dataclass
@@ -93,8 +94,14 @@ class BucketDecision:
         return cls(bool(allowed), remaining, retry)
 
 
-def bucket_key(namespace: str, caller: str) -> str:
-    return f"{namespace}:ratelimit:{{{caller}}}"
+def bucket_key(namespace: str, caller: str, service: str = "") -> str:
+    return f"{namespace}:ratelimit:{service}:{{{caller}}}" if service else \
+        f"{namespace}:ratelimit:{{{caller}}}"
+
+
+def service_name(app: FastAPI) -> str:
+    """`ingestion` for an app titled "Touchpoint ingestion": each service has its own buckets."""
+    return re.sub(r"[^a-z0-9]+", "-", app.title.lower().removeprefix("touchpoint")).strip("-")
 
 
 def caller_of(scope: Scope) -> str:
@@ -128,9 +135,10 @@ class RateLimitMiddleware:
     """Takes a token per request from the caller's bucket; 429 + Retry-After when empty."""
 
     def __init__(self, app: ASGIApp, settings: Settings, refused: Counter,
-                 bypassed: Counter) -> None:
+                 bypassed: Counter, service: str = "") -> None:
         self.app = app
         self.settings = settings
+        self.service = service
         self.refused, self.bypassed = refused, bypassed
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = \
             weakref.WeakKeyDictionary()
@@ -156,7 +164,7 @@ class RateLimitMiddleware:
             return None
         s = self.settings
         args = [s.rate_limit_per_s, s.rate_limit_burst, 1, ""]
-        key = bucket_key(s.redis_namespace, caller)
+        key = bucket_key(s.redis_namespace, caller, self.service)
         client = self._client()
         try:
             if self._sha is None:
@@ -261,5 +269,6 @@ def install_rate_limit(app: FastAPI, settings: Settings,
     bypassed = Counter("touchpoint_rate_limit_bypassed_total",
                        "Times the limiter let requests through because Redis failed.",
                        registry=registry)
-    app.add_middleware(RateLimitMiddleware, settings=settings, refused=refused, bypassed=bypassed)
+    app.add_middleware(RateLimitMiddleware, settings=settings, refused=refused, bypassed=bypassed,
+                       service=service_name(app))
     _document_429(app)

@@ -151,3 +151,42 @@ def test_limiter_fails_open_quickly_when_redis_hangs(test_id):
             assert statuses == [200] * 20
             # one timed-out call, then the limiter stops asking Redis for the backoff period
             assert elapsed < 2.0
+
+
+def test_every_service_limits_per_key(redis_server, kafka_broker, tmp_path):
+    """The three apps as built by their factories: the burst passes, the next request gets
+    429 with Retry-After, and a refused event is not published."""
+    from services.ingestion.app import create_app as ingestion_app
+    from services.profiles.app import create_app as profile_app
+    from services.recommender.app import create_app as recommender_app
+    from services.streaming.publisher import InMemoryPublisher
+    from tests.hostile.stack import admin_key, isolated_settings
+
+    key_file, key = admin_key(tmp_path)
+    settings = isolated_settings(redis_server.url, kafka_broker.bootstrap_servers,
+                                 api_keys_file=key_file, rate_limit_burst=3,
+                                 rate_limit_per_s=0.2, model_registry_dir=tmp_path / "models")
+    publisher = InMemoryPublisher()
+    headers = {"Authorization": f"Bearer {key}"}
+    event = {"customer_id": "c-1", "touchpoint": "web.visit",
+             "occurred_at": "2026-01-01T00:00:00Z"}
+    calls = {
+        "ingestion": (ingestion_app(settings, publisher=publisher),
+                      lambda c: c.get("/v1/touchpoints", headers=headers)),
+        "profile": (profile_app(settings, run_consumers=False),
+                    lambda c: c.get("/v1/profiles/c-404", headers=headers)),
+        "recommender": (recommender_app(settings),
+                        lambda c: c.post("/v1/recommendations", headers=headers,
+                                         json={"customer_id": "c-1"})),
+    }
+    for name, (app, call) in calls.items():
+        with TestClient(app) as client:
+            statuses = [call(client).status_code for _ in range(3)]
+            assert 429 not in statuses, (name, statuses)
+            refused = call(client)
+            assert refused.status_code == 429, (name, refused.text)
+            assert int(refused.headers["retry-after"]) >= 1
+            if name == "ingestion":
+                assert client.post("/v1/events", json=event,
+                                   headers=headers).status_code == 429
+    assert publisher.topics == {}
