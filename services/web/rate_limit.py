@@ -3,9 +3,10 @@
     install_rate_limit(app, settings)      # one line in an app factory
 
 Each caller owns one bucket per service of `rate_limit_burst` tokens that refills at
-`rate_limit_per_s` tokens a second; a request takes one token. An empty bucket answers 429 with `Retry-After`
-(whole seconds until a token is back). The bucket is one Redis hash updated by one Lua script,
-so every replica of a service shares it and concurrent requests cannot overdraw it.
+`rate_limit_per_s` tokens a second; a request takes one token. An empty bucket answers 429
+with `Retry-After` (whole seconds until a token is back). The bucket is one Redis hash updated
+by one Lua script, so every replica of a service shares it and concurrent requests cannot
+overdraw it.
 
 Who is "the caller": the SHA-256 of the presented API key (`Authorization: Bearer ...` or
 `X-API-Key`), never the key itself; without a key, the client address. The limiter runs before
