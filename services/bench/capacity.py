@@ -54,3 +54,22 @@ def plan(measured: Measured, load: Load, headroom: float = 2.0,
                  math.ceil(ops * headroom / redis_shard_ops))
     return Deployment(ingestion, consumers, recommenders, partitions, round(memory_gib, 1),
                       shards, round(ops))
+
+
+def measured_from_results(document: dict) -> Measured:
+    """Per-process figures from a `bench/results/<date>.json` document.
+
+    Ingest uses the CPU-time figure of the batched path with kafka-python (events per second
+    one busy core sustains), because in a deployment each ingestion process has its own core,
+    whereas the end-to-end figure of the run shares two cores with everything else.
+    """
+    scenarios = {item["name"]: item for item in document["scenarios"]}
+    costs = document["ceilings"].get("ingest_costs") or {}
+    ingest = costs.get("one_core_events_per_s_kafka_python") or scenarios["batch_ingest"]["value"]
+    recommend = scenarios.get("recommend_20", {}).get("data", {}).get("max_rate", {})
+    return Measured(
+        ingest_events_per_process=float(ingest),
+        fold_events_per_process=float(scenarios["consumer_fold"]["value"]),
+        decisions_per_process=float(recommend.get("achieved_rate") or 1.0),
+        redis_bytes_per_customer=float(scenarios["memory_per_customer"]["value"]),
+    )

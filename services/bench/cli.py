@@ -54,7 +54,8 @@ def _bench(args: argparse.Namespace) -> int:
     if args.soak:
         from services.bench.soak import run_soak
 
-        run_soak(root, minutes=args.soak_minutes, write=not args.no_write)
+        run_soak(root, minutes=args.soak_minutes, customers=args.customers or 20_000,
+                 write=not args.no_write)
         return 0
     from services.bench.suite import run_suite
 

@@ -5,6 +5,9 @@ batches of 20 at 2 x 2,000 events/s, recommendations (20 candidates) at 2 x 500 
 Every 10 s it samples the resident memory of each process, Redis memory and the profile
 consumer's lag. Memory that keeps climbing under constant load means an unbounded queue
 somewhere; errors are counted by status (429 and 503 are the documented overload answers).
+"backlog" counts requests the generator did not send because 2,000 earlier ones were still
+waiting or in flight (the service was not keeping up); "timeout" counts requests with no
+answer within 5 s.
 """
 
 from __future__ import annotations
@@ -136,7 +139,7 @@ def run_soak(root: Path, minutes: float = 5.0, factor: float = 2.0, customers: i
                 samples.append(sample)
                 console.print(f"  t={sample['t_s']:>5.0f}s " + " ".join(
                     f"{k}={v}MiB" for k, v in sample["rss_mib"].items())
-                    + f" redis={sample['redis_used_mib']}MiB"
+                    + f" redis-data={sample['redis_used_mib']}MiB"
                     + (f" lag={sample['consumer_lag']}" if "consumer_lag" in sample else ""))
         finally:
             if group is not None:
