@@ -195,6 +195,7 @@ async def open_loop(host: str, port: int, action: Action, rate: float, duration_
         finally:
             pool.release(connection)
 
+    cpu_started = time.process_time()
     # perf_counter, not loop.time(): uvloop's clock only has millisecond resolution.
     start = time.perf_counter() + 0.05
     for index, offset in enumerate(offsets):
@@ -214,6 +215,7 @@ async def open_loop(host: str, port: int, action: Action, rate: float, duration_
     if pending:
         await asyncio.wait(pending, timeout=timeout_s + 5)
     pool.close()
+    result.generator_cpu_s = time.process_time() - cpu_started
     return result
 
 
@@ -235,9 +237,10 @@ async def closed_loop(host: str, port: int, action: Action, concurrency: int,
         finally:
             connection.close()
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     result.duration_s = time.perf_counter() - started
+    result.generator_cpu_s = time.process_time() - cpu_started
     return result
 
 

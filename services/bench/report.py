@@ -36,7 +36,9 @@ def ceiling_rows(ceilings: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("Empty FastAPI endpoint (HTTP)",
                      f"{http['max_requests_per_s']:,.0f} req/s max; p50 "
                      f"{latency['p50_ms']:.1f} ms, p99 {latency['p99_ms']:.1f} ms at "
-                     f"{http['fixed_rate']['target_rate']:g} req/s"))
+                     f"{http['fixed_rate']['target_rate']:g} req/s; load generator "
+                     f"{http['max_rate'].get('generator_cpu_us_per_request') or 0:.0f} us CPU "
+                     "per request"))
     kafka = ceilings.get("kafka") or {}
     labels = (("produce_kafka_python", "Raw kafka-python produce ({compression})"),
               ("produce_kafka_python_uncompressed", "Raw kafka-python produce ({compression})"),

@@ -56,6 +56,7 @@ class RunResult:
     max_dispatch_lag_s: float = 0.0
     dispatch_lag_sum_s: float = 0.0
     items_per_request: int = 1
+    generator_cpu_s: float = 0.0  # CPU the load generator's process used during the run
 
     @property
     def completed(self) -> int:
@@ -95,6 +96,8 @@ class RunResult:
             "achieved_rate": round(self.achieved_rate, 1),
             "items_per_request": self.items_per_request,
             "items_per_s": round(self.items_per_s, 1),
+            "generator_cpu_us_per_request": round(
+                self.generator_cpu_s / self.scheduled * 1e6, 1) if self.scheduled else None,
             "max_dispatch_lag_ms": round(self.max_dispatch_lag_s * 1000, 2),
             "mean_dispatch_lag_ms": round(
                 self.dispatch_lag_sum_s / self.scheduled * 1000, 3) if self.scheduled else None,
