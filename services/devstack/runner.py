@@ -19,6 +19,7 @@ from pathlib import Path
 
 from services.devstack.broker import EmbeddedBroker
 from services.devstack.redis import EmbeddedRedis, free_port
+from services.devstack.webhook_secrets import ensure_webhook_secrets, write_stack_file
 from shared.settings import load_settings
 
 COLORS = {"ingestion": "36", "profile": "35", "recommender": "33", "stack": "32"}
@@ -127,6 +128,9 @@ def run_stack() -> int:
         key = development_key(data_dir)
         if key:
             stack.env.setdefault("API_KEYS_FILE", str(data_dir / "api-keys.json"))
+        # Webhook secrets the stack accepts, and the broker address, for local senders (demo).
+        signing = ensure_webhook_secrets(data_dir, stack.env)
+        write_stack_file(data_dir, stack.env["KAFKA_BOOTSTRAP_SERVERS"], signing)
         for name, module, port_setting in SERVICES:
             if importlib.util.find_spec(f"{module}.__main__") is None:
                 say("stack", f"{name}: not available in this build, skipped")

@@ -1,0 +1,1 @@
+"""`touchpoint demo`: simulated customers, their history and answers, through the real services."""
