@@ -10,6 +10,7 @@ from services.profiles.analytics import attribution, keys
 from services.profiles.analytics.costs import TouchpointCosts
 from services.profiles.analytics.demo_data import demo_data
 from services.profiles.analytics.facts import DecisionFacts, EventFacts
+from services.profiles.analytics.keys import week_bucket
 from services.profiles.analytics.reader import AnalyticsReader, ReaderConfig
 from services.profiles.analytics.schemas import Filters
 from services.profiles.analytics.store import AggregateConfig, AnalyticsStore
@@ -82,14 +83,18 @@ def test_a_touch_converts_when_a_purchase_follows_within_the_window(store):
     late = hashes(store, "purchases", "2027-01-19")
     assert late["prospect|t"] == "0"
     # c2's journey ended (non-converted) before the late purchase
-    quiet = hashes(store, "prospect:att", "2027-01-10")
+    quiet = hashes(store, "prospect:att:ch", "2027-01-10")
     assert quiet["ch|jn"] == "1" and "ch|jc" not in quiet
     assert quiet["ch|t|^>ads"] == "1" and quiet["ch|e|ads|n"] == "1"
-    converted = hashes(store, "prospect:att", "2027-01-12")
+    converted = hashes(store, "prospect:att:ch", "2027-01-12")
     assert converted["ch|t|^>ads"] == "1" and converted["ch|t|ads>email"] == "1"
     assert converted["ch|e|email|c"] == "1" and converted["ch|s|ads,email|c"] == "1"
     assert float(converted["ch|m|last_touch|email|r"]) == 300.0
     assert float(converted["ch|m|linear|ads|c"]) == 0.5
+    # the same sums in the week and the month of the day (the Lua and Python weeks agree)
+    assert hashes(store, "prospect:att:ch", week_bucket(date(2027, 1, 12))) == converted
+    month = hashes(store, "prospect:att:ch", "2027-01")
+    assert month["ch|jn"] == "2" and month["ch|t|^>ads"] == "2"
 
 
 def test_redelivered_events_and_decisions_count_once(store):
@@ -210,7 +215,9 @@ def test_quiet_journeys_close_as_non_converted_once_the_window_passed(store):
     assert store.close_quiet_journeys() == 0  # the latest event is c1's own
     store.record([event("c9", 0, 24 * 9, "ads.click")], [], 1)  # time moves on
     assert store.close_quiet_journeys() == 1
-    closed = hashes(store, "prospect:att", "2027-01-10")
+    closed = hashes(store, "prospect:att:ch", "2027-01-10")
     assert closed["ch|jn"] == "1" and closed["ch|t|ads>email"] == "1"
-    assert closed["tp|t|ads.click>email.click"] == "1" and closed["tp|e|email.click|n"] == "1"
     assert closed["ch|s|ads,email|n"] == "1" and "ch|jc" not in closed
+    by_touchpoint = hashes(store, "prospect:att:tp", "2027-01-10")
+    assert by_touchpoint["tp|t|ads.click>email.click"] == "1"
+    assert by_touchpoint["tp|e|email.click|n"] == "1"

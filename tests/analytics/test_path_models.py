@@ -109,3 +109,15 @@ def test_markov_and_shapley_match_the_core_on_random_counts(paths):
     summed = attribute_aggregates(aggregates_of(paths))
     assert_same(summed["markov_chain"], attribution.markov_chain(journeys))
     assert_same(summed["shapley"], attribution.shapley(journeys))
+
+
+def test_shapley_with_more_keys_than_fit_a_bitmask():
+    # 70 keys: coalition codes become 64-bit hashes instead of exact bitmasks
+    names = [f"k{i:02d}" for i in range(70)]
+    paths = [
+        PathCount(
+            (names[i], names[(i * 7 + 3) % 70], names[(i * 11 + 5) % 70]), 4, i % 3, 10.0 * (i % 3)
+        )
+        for i in range(70)
+    ] + [PathCount((name,), 3, 1, 5.0) for name in names]
+    assert_same(shapley(paths), attribution.shapley(expand(paths, T0)))

@@ -17,6 +17,7 @@ PACKAGE = "services.profiles.analytics"
 CORE = ("attribution", "journeys", "lift", "path_models", "outcomes", "keys")
 ALLOWED = {
     "__future__",
+    "calendar",
     "collections",
     "dataclasses",
     "datetime",

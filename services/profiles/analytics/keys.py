@@ -8,7 +8,9 @@ lists every key. All keys live under `<namespace>:an`:
                                        r purchase revenue, rn/rs rating count/sum
     :d:<day>:u:<dim>             HLL   customers reached per touchpoint|channel|phase|segment
     :d:<day>:purchases           hash  per segment: n purchases, t touches in the window, r revenue
-    :d:<day>:<segment>:att       hash  attribution sums of journeys that ended that day, per
+    :d:<bucket>:<segment>:att:<v> hash attribution sums of journeys that ended in the bucket
+                                       (a day, a week `w<n>` or a month `YYYY-MM`, all three
+                                       kept so a range reads whole months and weeks), per
                                        view v = ch (channel) or tp (touchpoint): v|jn, v|jc, v|jr
                                        journeys, conversions, revenue; v|t|<from>><to>
                                        transitions (from ^ = start); v|e|<key>|c or n journeys
@@ -31,7 +33,8 @@ per-day and per-customer keys together, so analytics needs a single Redis node o
 
 from __future__ import annotations
 
-from datetime import date
+import calendar
+from datetime import date, timedelta
 
 SEGMENTS = ("prospect", "first_time_buyer", "repeat_buyer")
 
@@ -56,8 +59,40 @@ def purchases_key(namespace: str, day: date | str) -> str:
     return day_key(namespace, day, "purchases")
 
 
-def attribution_key(namespace: str, day: date | str, segment: str) -> str:
-    return day_key(namespace, day, f"{segment}:att")
+def week_bucket(day: date) -> str:
+    """Monday-based weeks numbered from the week of 1970-01-01 (as `lua/common.lua`)."""
+    return f"w{((day - date(1970, 1, 1)).days + 3) // 7}"
+
+
+def range_buckets(start: date, end: date) -> list[str]:
+    """Days, weeks and months that cover `start`..`end` (inclusive) exactly once, with as
+    few buckets as possible: whole months first, then whole weeks, single days at the edges."""
+    buckets: list[str] = []
+    day = start
+    while day <= end:
+        month_end = day.replace(day=calendar.monthrange(day.year, day.month)[1])
+        if day.day == 1 and month_end <= end:
+            buckets.append(f"{day:%Y-%m}")
+            day = month_end + timedelta(days=1)
+            continue
+        week_end = day + timedelta(days=6)
+        next_month = month_end + timedelta(days=1)
+        whole_next_month = next_month.replace(
+            day=calendar.monthrange(next_month.year, next_month.month)[1]
+        ) <= end
+        if (day.weekday() == 0 and week_end <= end
+                and not (week_end >= next_month and whole_next_month)):
+            buckets.append(week_bucket(day))
+            day = week_end + timedelta(days=1)
+            continue
+        buckets.append(day.isoformat())
+        day += timedelta(days=1)
+    return buckets
+
+
+def attribution_key(namespace: str, bucket: date | str, segment: str, view: str) -> str:
+    """`bucket` is a day, a week or a month (`range_buckets`); `view` is `ch` or `tp`."""
+    return day_key(namespace, bucket, f"{segment}:att:{view}")
 
 
 def flow_key(namespace: str, day: date | str, segment: str) -> str:

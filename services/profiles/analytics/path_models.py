@@ -186,18 +186,34 @@ def coalition_stats_counts(paths: Iterable[PathCount]) -> dict[frozenset[str], C
 
 
 @functools.cache
-def _shapley_plan(n: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per player j: masks without j, the same masks with j, and the subset-formula weights."""
+def _subset_plan(n: int) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """Membership matrix of the 2^n subsets of n players, and per player j: the subsets
+    without j, the same subsets with j, and the weights |S|! (n - |S| - 1)! / n!."""
     masks = np.arange(1 << n, dtype=np.int64)
+    members = ((masks[None, :] >> np.arange(n)[:, None]) & 1).astype(np.uint64)  # n x 2^n
     sizes = np.bitwise_count(masks)
     factorials = np.array([math.factorial(k) for k in range(n + 1)], dtype=float)
     plan = []
     for j in range(n):
         without = masks[(masks & (1 << j)) == 0]
-        s = sizes[without]
-        plan.append((without, without | (1 << j), factorials[s] * factorials[n - s - 1]
-                     / factorials[n]))
-    return plan
+        size = sizes[without]
+        weights = factorials[size] * factorials[n - size - 1] / factorials[n]
+        plan.append((without, without | (1 << j), weights))
+    return members, plan
+
+
+def _key_codes(keys: Sequence[str]) -> np.ndarray:
+    """A 64-bit code per key; a coalition's code is the sum (mod 2^64) of its keys' codes.
+
+    Up to 64 keys the codes are powers of two, so coalition codes are exact bitmasks. Beyond,
+    they are seeded random 64-bit numbers: two different coalitions then share a code with
+    probability about 2^-64 per pair, far below anything a report could show.
+    """
+    if len(keys) <= 64:
+        return np.array([1 << i for i in range(len(keys))], dtype=np.uint64)
+    return np.random.default_rng(20270101).integers(
+        0, np.iinfo(np.uint64).max, size=len(keys), dtype=np.uint64, endpoint=True
+    )
 
 
 def shapley_credit(
@@ -205,32 +221,49 @@ def shapley_credit(
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Each converting coalition's conversions and revenue split by its Shapley shares.
 
-    The game of `attribution.shapley_shares` (v(S) = conversion rate of journeys whose key set
-    is exactly S), enumerating only the 2^|T| subsets of each converting coalition T, so the
-    cost does not grow with the number of other coalitions seen.
+    The game of `attribution.shapley_shares`: v(S) = conversion rate of journeys whose key set
+    is exactly S, 0 for sets never seen; the subset formula for every converting coalition T
+    over the 2^|T| subsets of T. Coalitions of the same size are computed together with
+    numpy: subset codes by one matrix product, their values by a sorted lookup of the seen
+    coalitions, the Shapley values by one weighted difference per player.
     """
-    conversions: dict[str, float] = defaultdict(float)
-    revenue: dict[str, float] = defaultdict(float)
-    for coalition, row in stats.items():
-        if not row.conversions:
-            continue
-        players = sorted(coalition)
-        n = len(players)
-        if n > MAX_SHAPLEY_CHANNELS:
+    keys = sorted({key for coalition in stats for key in coalition})
+    index = {key: i for i, key in enumerate(keys)}
+    codes = _key_codes(keys)
+    seen = [(coalition, row) for coalition, row in stats.items() if row.conversions]
+    code_of = dict(zip(keys, (int(c) for c in codes), strict=True))
+    seen_codes = np.array(
+        [sum(code_of[k] for k in c) & 0xFFFF_FFFF_FFFF_FFFF for c, _ in seen], dtype=np.uint64
+    )
+    order = np.argsort(seen_codes)
+    seen_codes = seen_codes[order]
+    seen_rates = np.array([row.conversion_rate for _, row in seen])[order]
+    by_size: dict[int, list[tuple[frozenset[str], CoalitionStats]]] = defaultdict(list)
+    for coalition, row in seen:
+        if len(coalition) > MAX_SHAPLEY_CHANNELS:
             raise ValueError(f"a journey touches more than {MAX_SHAPLEY_CHANNELS} keys")
-        v = np.zeros(1 << n)
-        for mask in range(1, 1 << n):
-            seen = stats.get(frozenset(p for j, p in enumerate(players) if mask >> j & 1))
-            if seen is not None:
-                v[mask] = seen.conversion_rate
-        total = v[-1]
-        for player, (without, with_player, weights) in zip(
-            players, _shapley_plan(n), strict=True
-        ):
-            share = float(np.dot(weights, v[with_player] - v[without])) / total
-            conversions[player] += share * row.conversions
-            revenue[player] += share * row.revenue
-    return conversions, revenue
+        by_size[len(coalition)].append((coalition, row))
+    credit_conversions = np.zeros(len(keys))
+    credit_revenue = np.zeros(len(keys))
+    for n, group in by_size.items():
+        players = np.array([[index[k] for k in sorted(c)] for c, _ in group])  # C x n
+        members, plan = _subset_plan(n)
+        subset_codes = codes[players] @ members  # C x 2^n, sums wrap modulo 2^64
+        found = np.minimum(np.searchsorted(seen_codes, subset_codes), len(seen_codes) - 1)
+        value = np.where(seen_codes[found] == subset_codes, seen_rates[found], 0.0)
+        value[:, 0] = 0.0  # the empty coalition
+        whole = value[:, -1]
+        conversions = np.array([row.conversions for _, row in group], dtype=float)
+        revenue = np.array([row.revenue for _, row in group])
+        for j, (without, with_j, weights) in enumerate(plan):
+            share = (value[:, with_j] - value[:, without]) @ weights / whole
+            np.add.at(credit_conversions, players[:, j], share * conversions)
+            np.add.at(credit_revenue, players[:, j], share * revenue)
+    touched = {key for coalition, _ in seen for key in coalition}
+    return (
+        {k: float(credit_conversions[index[k]]) for k in keys if k in touched},
+        {k: float(credit_revenue[index[k]]) for k in keys if k in touched},
+    )
 
 
 def shapley(paths: Sequence[PathCount]) -> AttributionResult:

@@ -152,12 +152,13 @@ class AnalyticsReader:
     # -- attribution --------------------------------------------------------------------
 
     def attribution(self, filters: Filters, key: str = "channel") -> Attribution:
-        days = days_between(filters.date_from, filters.date_to)
+        view = "ch" if key == "channel" else "tp"
+        buckets = keys.range_buckets(filters.date_from, filters.date_to)
         sums = self.store.summed(
-            [keys.attribution_key(self.namespace, d, s) for d in days
+            [keys.attribution_key(self.namespace, b, s, view) for b in buckets
              for s in self._segments(filters)]
         )
-        aggregates = journey_aggregates(sums, "ch" if key == "channel" else "tp")
+        aggregates = journey_aggregates(sums, view)
         results = attribute_aggregates(aggregates)
         all_keys = sorted(
             {k for pair in aggregates.transitions for k in pair if k != START}

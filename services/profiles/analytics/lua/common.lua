@@ -52,34 +52,54 @@ local function rule_weights(model, n)
   return w
 end
 
--- One finished journey into the attribution aggregates of its day, for both views (channel,
--- touchpoint): totals, Markov transitions and end states, the Shapley coalition (the set of
--- keys touched) and, when it converted, the credit of every rule-based and time-decay model.
+-- Days since 1970-01-01 of a 'YYYY-MM-DD' date (proleptic Gregorian, H. Hinnant's algorithm).
+local function epoch_days(day)
+  local y, m, d = tonumber(day:sub(1, 4)), tonumber(day:sub(6, 7)), tonumber(day:sub(9, 10))
+  if m <= 2 then y = y - 1 end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local doy = math.floor((153 * ((m + 9) % 12) + 2) / 5) + d - 1
+  return era * 146097 + yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy - 719468
+end
+
+-- The day, its week (Monday-based, numbered from the week of 1970-01-01) and its month: a
+-- range query reads whole months and weeks where it can and single days only at its edges.
+local function rollups(day)
+  return {day, 'w' .. math.floor((epoch_days(day) + 3) / 7), day:sub(1, 7)}
+end
+
+-- One finished journey into the attribution aggregates of its day, week and month, for both
+-- views (channel, touchpoint): totals, Markov transitions and end states, the Shapley
+-- coalition (the set of keys touched) and, when it converted, the credit of every rule-based
+-- and time-decay model.
 local function count_journey(day, segment, touches, converted, revenue, half_life)
-  local key = day_key(day, segment .. ':att')
+  local buckets = rollups(day)
   for _, view in ipairs({'ch', 'tp'}) do
     local v = view .. '|'
+    local counts, amounts = {}, {}
+    local function add(field, n) counts[field] = (counts[field] or 0) + n end
+    local function add_float(field, x) amounts[field] = (amounts[field] or 0) + x end
     local names = {}
     for i, t in ipairs(touches) do names[i] = t[view] end
-    redis.call('HINCRBY', key, v .. 'jn', 1)
+    add(v .. 'jn', 1)
     local previous = '^'
     for _, name in ipairs(names) do
-      redis.call('HINCRBY', key, v .. 't|' .. previous .. '>' .. name, 1)
+      add(v .. 't|' .. previous .. '>' .. name, 1)
       previous = name
     end
-    redis.call('HINCRBY', key, v .. 'e|' .. previous .. '|' .. (converted and 'c' or 'n'), 1)
+    add(v .. 'e|' .. previous .. '|' .. (converted and 'c' or 'n'), 1)
     local set, seen = {}, {}
     for _, name in ipairs(names) do
       if not seen[name] then seen[name] = true; set[#set + 1] = name end
     end
     table.sort(set)
     local coalition = v .. 's|' .. table.concat(set, ',')
-    redis.call('HINCRBY', key, coalition .. '|n', 1)
+    add(coalition .. '|n', 1)
     if converted then
-      redis.call('HINCRBY', key, v .. 'jc', 1)
-      redis.call('HINCRBYFLOAT', key, v .. 'jr', revenue)
-      redis.call('HINCRBY', key, coalition .. '|c', 1)
-      redis.call('HINCRBYFLOAT', key, coalition .. '|r', revenue)
+      add(v .. 'jc', 1)
+      add_float(v .. 'jr', revenue)
+      add(coalition .. '|c', 1)
+      add_float(coalition .. '|r', revenue)
       local n = #names
       local models = {}
       for _, model in ipairs({'first_touch', 'last_touch', 'linear', 'position_based'}) do
@@ -98,11 +118,16 @@ local function count_journey(day, segment, touches, converted, revenue, half_lif
         for name, share in pairs(credit) do
           if share > 0 then
             local field = v .. 'm|' .. model .. '|' .. name
-            redis.call('HINCRBYFLOAT', key, field .. '|c', share)
-            redis.call('HINCRBYFLOAT', key, field .. '|r', share * revenue)
+            add_float(field .. '|c', share)
+            add_float(field .. '|r', share * revenue)
           end
         end
       end
+    end
+    for _, bucket in ipairs(buckets) do
+      local key = day_key(bucket, segment .. ':att:' .. view)
+      for field, n in pairs(counts) do redis.call('HINCRBY', key, field, n) end
+      for field, x in pairs(amounts) do redis.call('HINCRBYFLOAT', key, field, x) end
     end
   end
 end
