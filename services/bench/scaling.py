@@ -48,9 +48,12 @@ def _run(settings: Settings, env: dict[str, str], processes: int, records: list,
     # steady fold rate, not the rebalance dance of processes joining one after another.
     time.sleep(8)
     history_load.produce_records(settings, iter(records))
+    cpu_before = [cpu_seconds(c.pid) for c in children]
     try:
         fold = history_load.wait_for_fold(settings, len(records), timeout_s,
                                           alive=lambda: all(c.poll() is None for c in children))
+        cpu = [round((cpu_seconds(c.pid) or 0) - (before or 0), 2)
+               for c, before in zip(children, cpu_before, strict=True)]
     finally:
         for child in children:
             if child.poll() is None:
@@ -61,7 +64,23 @@ def _run(settings: Settings, env: dict[str, str], processes: int, records: list,
         lines = [line for line in out.splitlines() if line.startswith("{")]
         assigned.append(json.loads(lines[-1]) if lines else {"records": None, "partitions": []})
     fold.pop("timeline", None)
-    return {"processes": processes, **fold, "per_process": assigned}
+    for item, seconds in zip(assigned, cpu, strict=True):
+        item["cpu_s"] = seconds
+    # If each process had a core of its own, the busiest one would bound the fold.
+    busiest = max(cpu) if cpu else 0
+    projected = round(len(records) / busiest) if busiest else None
+    return {"processes": processes, **fold, "per_process": assigned,
+            "projected_events_per_s_one_core_each": projected}
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process, from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_scaling(root: Path, customers: int = 10_000, counts: tuple[int, ...] = (1, 2, 4, 6),
@@ -96,12 +115,15 @@ def run_scaling(root: Path, customers: int = 10_000, counts: tuple[int, ...] = (
                 "events": len(records), "customers": customers, "partitions": 4,
                 "cores": os.cpu_count(), "load_average": os.getloadavg(), "runs": runs}
     table = Table(title="Consumer throughput by process count (4 partitions)")
-    for column in ("Processes", "Events/s", "Seconds", "Partitions per process"):
+    for column in ("Processes", "Events/s", "Seconds", "Partitions per process",
+                   "CPU s per process", "Projected events/s, a core each"):
         table.add_column(column)
     for run in runs:
         table.add_row(str(run["processes"]), f"{run.get('fold_events_per_s') or 0:,.0f}",
                       f"{run.get('drain_s', 0):.1f}",
-                      " ".join(str(len(p["partitions"])) for p in run["per_process"]))
+                      " ".join(str(len(p["partitions"])) for p in run["per_process"]),
+                      " ".join(f"{p.get('cpu_s', 0):.1f}" for p in run["per_process"]),
+                      f"{run.get('projected_events_per_s_one_core_each') or 0:,}")
     console.print(table)
     if write:
         path = root / "bench" / "results" / f"scaling-{started_at:%Y-%m-%d}.json"
@@ -111,10 +133,13 @@ def run_scaling(root: Path, customers: int = 10_000, counts: tuple[int, ...] = (
 
 
 def markdown(document: dict[str, Any]) -> str:
-    lines = ["| Consumer processes | Events/s | Fold time (s) | Partitions per process |",
-             "| ---: | ---: | ---: | --- |"]
+    lines = ["| Consumer processes | Events/s (measured) | Fold time (s) | Partitions per process "
+             "| CPU s per process | Events/s projected, a core each |",
+             "| ---: | ---: | ---: | --- | --- | ---: |"]
     for run in document["runs"]:
+        partitions = " ".join(str(len(p["partitions"])) for p in run["per_process"])
+        cpu = " ".join(f"{p.get('cpu_s', 0):.1f}" for p in run["per_process"])
         lines.append(f"| {run['processes']} | {run.get('fold_events_per_s') or 0:,.0f} | "
-                     f"{run.get('drain_s', 0):.1f} | "
-                     f"{' '.join(str(len(p['partitions'])) for p in run['per_process'])} |")
+                     f"{run.get('drain_s', 0):.1f} | {partitions} | {cpu} | "
+                     f"{run.get('projected_events_per_s_one_core_each') or 0:,} |")
     return "\n".join(lines)
