@@ -216,7 +216,8 @@ def _base36(value: int) -> str:
             return out
 
 
-def timeline_entry(event: TouchpointEvent, catalog: TouchpointCatalog) -> str:
+def timeline_entry(event: TouchpointEvent, catalog: TouchpointCatalog,
+                   ms: int | None = None) -> str:
     """`<8 base-36 digits of epoch ms>|<touchpoint>[|<json extras>]`: sorts by time as a string.
 
     Extras hold the context worth showing, and facets only when the event overrode them.
@@ -238,7 +239,8 @@ def timeline_entry(event: TouchpointEvent, catalog: TouchpointCatalog) -> str:
     ):
         if value is not None:
             extras[short] = int(value) if isinstance(value, float) and value.is_integer() else value
-    line = f"{encode_time(epoch_ms(event.occurred_at))}|{event.touchpoint}"
+    ms = epoch_ms(event.occurred_at) if ms is None else ms
+    line = f"{encode_time(ms)}|{event.touchpoint}"
     if extras:
         line += "|" + orjson.dumps(extras, option=orjson.OPT_SORT_KEYS).decode()
     return line
@@ -251,13 +253,14 @@ def parse_timeline_entry(line: str) -> dict[str, Any]:
     return {**parsed, **orjson.loads(extras)} if extras else parsed
 
 
-def event_state(event: TouchpointEvent, catalog: TouchpointCatalog, dedupe: bytes) -> State:
+def event_state(event: TouchpointEvent, catalog: TouchpointCatalog, dedupe: bytes,
+                ms: int | None = None) -> State:
     """The state of a profile whose only event is `event`."""
     entry = catalog.get(event.touchpoint)
     channel = event.channel or (entry.channel if entry else event.touchpoint.split(".", 1)[0])
     phase = str(event.phase or (entry.phase if entry else "pre_purchase"))
     signals = sorted(entry.signals) if entry else []
-    ms = epoch_ms(event.occurred_at)
+    ms = epoch_ms(event.occurred_at) if ms is None else ms
     tie = _tie(dedupe)
     overridden_channel = channel if entry is None or channel != entry.channel else None
     overridden_phase = phase if entry is None or phase != entry.phase else None
@@ -319,12 +322,13 @@ def event_state(event: TouchpointEvent, catalog: TouchpointCatalog, dedupe: byte
 
 def event_delta(event: TouchpointEvent, catalog: TouchpointCatalog, subject: str) -> Delta:
     dedupe = dedupe_id("e", event.event_id)
+    ms = epoch_ms(event.occurred_at)
     return Delta(
         subject=subject,
         dedupe=dedupe,
-        state=event_state(event, catalog, dedupe),
-        occurred_ms=epoch_ms(event.occurred_at),
-        timeline_entry=timeline_entry(event, catalog),
+        state=event_state(event, catalog, dedupe, ms),
+        occurred_ms=ms,
+        timeline_entry=timeline_entry(event, catalog, ms),
     )
 
 

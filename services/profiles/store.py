@@ -90,6 +90,7 @@ class ProfileStore:
         self._pinned_generation = generation
         self._generation: str | None = generation
         self._apply: Script = client.register_script(_script_text("apply"))
+        self._loaded = False
         self._take: Script = client.register_script(_script_text("link_take"))
         self._merge: Script = client.register_script(_script_text("link_merge"))
         self._release: Script = client.register_script(_script_text("link_release"))
@@ -118,9 +119,31 @@ class ProfileStore:
     # --- writes -----------------------------------------------------------------------
 
     def _queue_apply(self, pipe: Any, delta: Delta) -> None:
-        args = [delta.dedupe, pack_state(delta.state), delta.timeline_entry or "",
-                self.timeline_capacity, self.dedupe_capacity, delta.occurred_ms]
-        self._apply(keys=self._subject_keys(delta.subject), args=args, client=pipe)
+        # EVALSHA straight on the pipeline: the Script wrapper costs more per call than the
+        # script itself saves; `_ensure_loaded` makes sure the server knows the sha.
+        pipe.execute_command(
+            "EVALSHA", self._apply.sha, 4, *self._subject_keys(delta.subject), delta.dedupe,
+            pack_state(delta.state), delta.timeline_entry or "", self.timeline_capacity,
+            self.dedupe_capacity, delta.occurred_ms)
+
+    def _ensure_loaded(self) -> None:
+        if not self._loaded:
+            self.client.script_load(self._apply.script)
+            self._loaded = True
+
+    def _execute_applies(self, deltas: Sequence[Delta]) -> list[Any]:
+        for attempt in (1, 2):
+            self._ensure_loaded()
+            with self.client.pipeline(transaction=False) as pipe:
+                for delta in deltas:
+                    self._queue_apply(pipe, delta)
+                try:
+                    return pipe.execute()
+                except redis.exceptions.NoScriptError:
+                    if attempt == 2:
+                        raise
+                    self._loaded = False  # the server restarted or flushed its scripts
+        raise AssertionError("unreachable")
 
     def apply(self, deltas: Sequence[Delta]) -> list[Outcome]:
         """Apply deltas in one pipelined round trip (plus one per redirect round)."""
@@ -130,10 +153,7 @@ class ProfileStore:
             if not pending:
                 break
             try:
-                with self.client.pipeline(transaction=False) as pipe:
-                    for _, delta in pending:
-                        self._queue_apply(pipe, delta)
-                    results = pipe.execute()
+                results = self._execute_applies([delta for _, delta in pending])
             except REDIS_ERRORS as exc:
                 raise StoreUnavailableError(f"Redis unreachable: {exc}") from exc
             redirected = []

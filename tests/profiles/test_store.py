@@ -135,3 +135,11 @@ def test_memory_of_a_small_profile_is_measured(store):
     store.apply(deltas)
     assert 0 < store.memory_usage("c:c-1") < 2048
     assert isinstance(store.read("c:c-1"), FoldedProfile)
+
+
+def test_apply_recovers_when_redis_forgot_the_scripts(store, redis_client):
+    store.apply([event_delta(event("e1", "web.visit"), CATALOG, "c:c-1")])
+    redis_client.script_flush()
+    assert store.apply([event_delta(event("e2", "web.visit", 1), CATALOG, "c:c-1")]) == [
+        Outcome.APPLIED]
+    assert store.read("c:c-1").state["n"]["ev"] == 2

@@ -41,29 +41,29 @@ local function merge_top_k(left, right, k)
   return out
 end
 
+-- In place: rescale `a` to the later reference time, then add `b` rescaled to it.
 local function merge_decayed(a, b)
   if b.dr == nil then return end
   if a.dr == nil then a.dr = b.dr; a.dc = b.dc; return end
   local ref = math.max(a.dr, b.dr)
-  local adc, bdc = a.dc or {}, b.dc or {}
-  local horizons = {}
-  for h in pairs(adc) do horizons[h] = true end
-  for h in pairs(bdc) do horizons[h] = true end
-  local merged = {}
-  for h in pairs(horizons) do
+  a.dc = a.dc or {}
+  for h, right in pairs(b.dc or {}) do
+    if a.dc[h] == nil then a.dc[h] = {} end
+  end
+  for h, left in pairs(a.dc) do
     local tau = tonumber(h) * DAY_MS
-    local fa = math.exp(-(ref - a.dr) / tau)
-    local fb = math.exp(-(ref - b.dr) / tau)
-    local left, right = adc[h] or {}, bdc[h] or {}
-    local out = {}
-    for name, v in pairs(left) do out[name] = v * fa + (right[name] or 0) * fb end
-    for name, v in pairs(right) do
-      if left[name] == nil then out[name] = 0 * fa + v * fb end
+    if ref ~= a.dr then
+      local fa = math.exp(-(ref - a.dr) / tau)
+      for name, v in pairs(left) do left[name] = v * fa end
     end
-    merged[h] = out
+    local right = b.dc and b.dc[h]
+    if right then
+      local fb = 1
+      if ref ~= b.dr then fb = math.exp(-(ref - b.dr) / tau) end
+      for name, v in pairs(right) do left[name] = (left[name] or 0) + v * fb end
+    end
   end
   a.dr = ref
-  a.dc = merged
 end
 
 local function merge_state(a, b)
