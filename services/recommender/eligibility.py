@@ -168,7 +168,8 @@ def _check(
     ):
         if cap is None:
             continue
-        count = sum(1 for at in on_channel if timedelta(0) <= now - at < window)
+        count = sum(1 for at in on_channel if timedelta(0) <= now - at < window) \
+            if on_channel else 0
         if count >= cap:
             return Rejection(rule, f"{count} {action.channel} contact(s) in {window}, cap {cap}")
     if action.channel in policy.quiet_hours_channels and policy.is_quiet(local_time):

@@ -8,7 +8,6 @@ becomes `StoreUnavailableError`, which the pipeline turns into a degraded answer
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import msgpack
@@ -58,8 +57,10 @@ class ProfileReader:
         return self._namespace
 
     async def _bounded(self, call: Any) -> Any:
+        # The client's socket timeouts bound connecting and every read, so no extra task
+        # (asyncio.wait_for) is needed per request.
         try:
-            return await asyncio.wait_for(call, timeout=self.timeout_s)
+            return await call
         except (TimeoutError, RedisError, OSError) as exc:
             raise StoreUnavailableError(f"Redis unavailable: {type(exc).__name__}") from exc
 

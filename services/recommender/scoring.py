@@ -76,17 +76,20 @@ def plackett_luce_slate(
 
     The propensity of slot j is its conditional probability given slots 1..j-1.
     """
-    remaining = np.ones(len(probs), dtype=bool)
+    weights = np.asarray(probs, dtype=float).copy()
+    remaining = np.ones(len(weights), dtype=bool)
     slate = []
-    for _slot in range(min(k, len(probs))):
-        weights = np.where(remaining, probs, 0.0)
-        total = weights.sum()
-        if total <= 0:
-            weights = remaining / remaining.sum()
-            total = 1.0
-        conditional = weights / total
-        pick = int(rng.choice(len(probs), p=conditional))
-        slate.append((pick, float(conditional[pick])))
+    for _slot in range(min(k, len(weights))):
+        cumulative = np.cumsum(weights)
+        if cumulative[-1] <= 0:  # only zero-probability candidates left: uniform among them
+            weights = remaining.astype(float)
+            cumulative = np.cumsum(weights)
+        total = float(cumulative[-1])
+        # Inverse-CDF draw from one uniform number in [0, total): the law of rng.choice(p=...);
+        # `side="right"` never lands on a zero-weight candidate.
+        pick = int(np.searchsorted(cumulative, rng.random() * total, side="right"))
+        slate.append((pick, float(weights[pick] / total)))
+        weights[pick] = 0.0
         remaining[pick] = False
     return slate
 
@@ -133,27 +136,27 @@ class PriorScorer:
     def _selection(
         self, context: Mapping[str, Any], candidates: Sequence[str], values: np.ndarray,
         costs: np.ndarray,
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(posterior mean rates, selection probabilities), cached per eligible set."""
         key = (context.get(self.prior.group_key), tuple(candidates), values.tobytes(),
                costs.tobytes())
-        probs = self._cache.get(key)
-        if probs is not None:
+        cached = self._cache.get(key)
+        if cached is not None:
             self._cache.move_to_end(key)
-            return probs
+            return cached
         params = np.asarray([self.prior.posterior(context, a) for a in candidates])
         ts = thompson_probabilities(params[:, 0], params[:, 1], values, costs,
                                     self.prior.n_points)
         floor = self.prior.exploration_floor
-        probs = (1 - floor) * ts + floor / len(candidates)
-        self._cache[key] = probs
+        result = (params[:, 0] / params.sum(axis=1), (1 - floor) * ts + floor / len(candidates))
+        self._cache[key] = result
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
-        return probs
+        return result
 
     def decide(self, context, candidates, values, costs, k, rng, candidate_features=None):
-        p = self.prior.expected_rates(context, candidates)
+        p, probs = self._selection(context, candidates, values, costs)
         score = p * values - costs
-        probs = self._selection(context, candidates, values, costs)
         picks = plackett_luce_slate(probs, k, rng)
         # The prior's own greedy choice is its most likely pick.
         return Scored(p, score, _slots(picks, probs))

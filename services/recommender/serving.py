@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -209,6 +210,9 @@ class DecisionPipeline:
         self.models = models
         self.config = config
         self._all = tuple(Candidate(a) for a in catalog)
+        # Decision ids need to be unique, not secret: a seeded PRNG is far cheaper per call
+        # than os.urandom under load.
+        self._ids = random.Random(uuid.uuid4().int)
 
     def features(
         self, state: Mapping[str, Any], context: Mapping[str, Any], profile: ProfileSnapshot,
@@ -244,8 +248,10 @@ class DecisionPipeline:
         if not holdout and eligible:
             chosen = self._choose(eligible, by_id, features, profile, scorer, request, rng)
         policy = "holdout" if holdout else "fallback" if degraded else scorer.policy
-        decision_id = uuid.uuid4().hex
-        record = DecisionRecord(
+        decision_id = f"{self._ids.getrandbits(128):032x}"
+        # Built without validation: every field comes from this function, typed.
+        record = DecisionRecord.model_construct(
+            schema_version=1,
             decision_id=decision_id,
             customer_id=request.customer_id,
             decided_at=now,
@@ -253,9 +259,11 @@ class DecisionPipeline:
             policy=policy,
             holdout=holdout,
             actions=[
-                DecidedAction(action_id=c.action.id, rank=c.rank, channel=c.action.channel,
-                              touchpoint=c.action.touchpoint or "", score=c.score,
-                              propensity=c.propensity)
+                DecidedAction.model_construct(
+                    action_id=c.action.id, rank=c.rank, channel=c.action.channel,
+                    touchpoint=c.action.touchpoint or "", score=c.score,
+                    propensity=c.propensity,
+                )
                 for c in chosen
             ],
             candidates=[a.id for a in eligible],

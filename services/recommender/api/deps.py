@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import time
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import numpy as np
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.recommender.decision_log import DecisionSink
 from services.recommender.profile_reader import ProfileReader
 from services.recommender.serving import DecisionPipeline, ModelHolder
 from services.streaming.publisher import Publisher
+from services.web.auth import bearer_scheme, key_header, presented_key
+from shared.api_keys import ApiKey
+from shared.errors import AuthenticationError
 from shared.settings import Settings
 from shared.touchpoints import TouchpointCatalog
+
+log = logging.getLogger("services.recommender.api")
 
 
 class RecommenderMetrics:
@@ -58,6 +66,29 @@ class RecommenderMetrics:
         self.model_info.labels(version).set(1)
 
 
+class ThrottledWarning:
+    """Logs a recurring problem at most once per `every_s`, with how often it happened.
+
+    A Redis outage at 500 requests/s must not become 500 log lines/s: writing them would
+    cost more than answering.
+    """
+
+    def __init__(self, message: str, every_s: float = 10.0):
+        self.message = message
+        self.every_s = every_s
+        self._last = -float("inf")
+        self._suppressed = 0
+
+    def warn(self, cause: object) -> None:
+        now = time.monotonic()
+        if now - self._last < self.every_s:
+            self._suppressed += 1
+            return
+        log.warning("%s: %s (%d more since the last report)", self.message, cause,
+                    self._suppressed)
+        self._last, self._suppressed = now, 0
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -70,10 +101,35 @@ class Runtime:
     metrics: RecommenderMetrics
     registry: CollectorRegistry
     rng: np.random.Generator
+    degraded_log: ThrottledWarning = field(
+        default_factory=lambda: ThrottledWarning("deciding without a profile")
+    )
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: a plain `def` dependency would cost a worker-thread hop on every request.
     return request.app.state.runtime
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def scope_required(scope: str):
+    """`services.web.auth.require_scope` on the event loop: the same keys, scopes and
+    errors, without a worker-thread hop per request (the key check is a dictionary lookup
+    and one HMAC; the key file is re-read only when it changes)."""
+
+    async def dependency(
+        request: Request,
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+        header: Annotated[str | None, Depends(key_header)],
+    ) -> ApiKey:
+        authenticator = getattr(request.app.state, "authenticator", None)
+        if authenticator is None:
+            raise AuthenticationError("authentication is not set up on this service")
+        key = authenticator.check(presented_key(bearer, header), scope)
+        request.state.api_key_id = key.id
+        return key
+
+    dependency.__name__ = f"require_{scope.replace(':', '_')}"
+    return dependency

@@ -12,9 +12,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response
 
-from services.recommender.api.deps import Runtime, RuntimeDep
+from services.recommender.api.deps import Runtime, RuntimeDep, scope_required
 from services.recommender.api.models import (
-    CandidateIn,
     FeedbackRequest,
     FeedbackResponse,
     RecommendationRequest,
@@ -52,14 +51,14 @@ def _candidates(body: RecommendationRequest, runtime: Runtime) -> tuple[Candidat
     catalog = runtime.pipeline.catalog
     out, seen = [], set()
     for i, item in enumerate(body.candidates):
-        spec = item if isinstance(item, CandidateIn) else CandidateIn(id=item)
-        if spec.id not in catalog:
-            raise _invalid(("candidates", i), f"unknown action {spec.id!r} (GET /v1/actions "
+        action_id, features = (item, None) if isinstance(item, str) else (item.id, item.features)
+        if action_id not in catalog:
+            raise _invalid(("candidates", i), f"unknown action {action_id!r} (GET /v1/actions "
                            "lists them)", "unknown_action")
-        if spec.id in seen:
-            raise _invalid(("candidates", i), f"action {spec.id!r} listed twice", "duplicate")
-        seen.add(spec.id)
-        out.append(Candidate(spec.id, spec.features or None))
+        if action_id in seen:
+            raise _invalid(("candidates", i), f"action {action_id!r} listed twice", "duplicate")
+        seen.add(action_id)
+        out.append(Candidate(action_id, features or None))
     if not out:
         raise _invalid(("candidates",), "give at least one action, or leave it out", "empty")
     return tuple(out)
@@ -107,7 +106,7 @@ def response_body(decision: Decision) -> dict[str, Any]:
     summary="Next-best actions for a customer",
     response_model=RecommendationResponse,
     responses=ERRORS,
-    dependencies=[Depends(require_scope("recommendations:read"))],
+    dependencies=[Depends(scope_required("recommendations:read"))],
 )
 async def recommend(body: RecommendationRequest, request: Request, runtime: RuntimeDep) -> Response:
     """Loads the profile, applies the contact policy, scores the eligible actions with the
@@ -124,7 +123,7 @@ async def recommend(body: RecommendationRequest, request: Request, runtime: Runt
     except StoreUnavailableError as exc:
         degraded_reason = "profile_unavailable"
         runtime.metrics.fallbacks.labels(degraded_reason).inc()
-        log.warning("deciding without a profile: %s", exc)
+        runtime.degraded_log.warn(exc)
     decision = runtime.pipeline.decide(
         DecisionRequest(
             customer_id=body.customer_id, context=dict(body.context), candidates=candidates,
