@@ -108,3 +108,20 @@ def test_health_readiness_metrics_and_openapi(api):
     get_profile = spec["paths"]["/v1/profiles/{customer_id}"]["get"]
     assert "example" in get_profile["responses"]["200"]["content"]["application/json"]
     assert "delete" in spec["paths"]["/v1/profiles/{customer_id}"]
+
+
+def test_app_consumes_events_and_serves_them(settings, redis_client):
+    from tests.profiles.reference import produce
+    from tests.profiles.test_consumer import wait_for
+
+    settings = settings.model_copy(update={"auth_disabled": True})
+    app = create_app(settings, redis_client=redis_client)
+    with TestClient(app) as client:
+        produce(settings, [event("e1", "web.purchase", value=90000, currency="VND"),
+                           event("e1", "web.purchase", value=90000, currency="VND")])
+        wait_for(lambda: client.get("/v1/profiles/c-1").status_code == 200)
+        wait_for(lambda: "touchpoint_profile_duplicates_skipped_total{topic=" in
+                 client.get("/metrics").text)
+        assert client.get("/v1/profiles/c-1").json()["value"]["orders"] == 1
+        assert client.get("/readyz").status_code == 200
+    assert not app.state.runtime.threads["profiles"].is_alive()
