@@ -24,10 +24,10 @@ from rich.progress import (
 )
 
 from services.demo.session import DemoOptions, DemoSession
-from services.demo.summary import render
+from services.demo.summary import Summary, render
 from services.demo.transport import DemoError, Endpoints, Http
 from shared.settings import Settings, load_settings
-from shared.touchpoints import load_catalog
+from shared.touchpoints import TouchpointCatalog, load_catalog
 
 STACK_FILE = "dev-stack.json"
 
@@ -72,16 +72,8 @@ async def _run(args: argparse.Namespace, console: Console) -> int:
     options = DemoOptions(customers=args.customers, rounds=args.rounds, seed=args.seed,
                           concurrency=args.concurrency, evaluation_share=args.evaluation_share,
                           webhook_secrets=dict(stack.get("webhook_secrets") or {}))
-    http = Http(endpoints, concurrency=args.concurrency)
-    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                        MofNCompleteColumn(), TimeElapsedColumn(), console=console)
-    try:
-        with progress:
-            session = DemoSession(http, options, load_catalog(settings.touchpoint_catalog_file),
-                                  training_settings, progress)
-            summary = await session.run()
-    finally:
-        await http.aclose()
+    summary = await run_demo(endpoints, options, load_catalog(settings.touchpoint_catalog_file),
+                             training_settings, console)
     render(summary, console)
     if args.json:
         Path(args.json).write_text(json.dumps(summary_dict(summary), indent=2), "utf-8")
@@ -89,7 +81,20 @@ async def _run(args: argparse.Namespace, console: Console) -> int:
     return 0 if ok else 1
 
 
-def summary_dict(summary: Any) -> dict[str, Any]:
+async def run_demo(endpoints: Endpoints, options: DemoOptions, catalog: TouchpointCatalog,
+                   training_settings: Settings, console: Console) -> Summary:
+    """One run with live progress bars on `console`; returns what it measured."""
+    http = Http(endpoints, concurrency=options.concurrency)
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                        MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+    try:
+        with progress:
+            return await DemoSession(http, options, catalog, training_settings, progress).run()
+    finally:
+        await http.aclose()
+
+
+def summary_dict(summary: Summary) -> dict[str, Any]:
     t = summary.training
     return {
         "customers": summary.customers,

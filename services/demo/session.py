@@ -87,7 +87,7 @@ class DemoSession:
         self.counts = SendCounts()
         self.customers: list[DemoCustomer] = []
         self.rng = np.random.default_rng(options.seed)
-        self.timings: dict[str, float] = {}
+        self.degraded = 0
 
     # --- sending ---------------------------------------------------------------------------
 
@@ -223,6 +223,8 @@ class DemoSession:
                   "context": {"locale": customer.traits.locale}})
         body = reply.json()
         first = body["actions"][0] if body["actions"] else {}
+        if body.get("degraded"):
+            self.degraded += 1
         results.append(Decided(body["decision_id"], customer.customer_id,
                                first.get("action_id"), first.get("channel"), body["holdout"],
                                datetime.now(UTC)))
@@ -315,9 +317,17 @@ class DemoSession:
         await self.wait_for_profiles("history")
         learning, evaluation = self.cohorts()
         rounds = []
+        audience = learning
         for number in range(1, self.options.rounds + 1):
-            rounds.append(await self.decision_round(f"round {number}", learning))
+            label = f"round {number}" if number == 1 else f"round {number} (follow-ups)"
+            result = await self.decision_round(label, audience)
+            rounds.append(result)
             await self.wait_for_profiles(f"answers of round {number}")
+            # A business decides again for customers who just did something; the others
+            # would only meet the cooldowns of what they were sent.
+            audience = [c for c in learning if c.customer_id in result.active]
+            if not audience:
+                break
         trained = await asyncio.to_thread(self.train)
         served = trained.promoted and await self.wait_for_model(trained.version)
         label = "promoted model" if served else "final round"
@@ -331,7 +341,7 @@ class DemoSession:
             webhook_deliveries=dict(self.counts.webhook_deliveries),
             rounds=rounds, training=trained, model_served=bool(served),
             problems=self.counts.problems, dashboard=self.http.endpoints.dashboard,
-            requests=self.http.requests, retries=self.http.retries,
+            requests=self.http.requests, retries=self.http.retries, degraded=self.degraded,
             seconds=time.monotonic() - started,
         )
 

@@ -36,6 +36,7 @@ class RoundResult:
     holdout: Cohort = field(default_factory=Cohort)
     unsubscribed: int = 0
     seconds: float = 0.0
+    active: set[str] = field(default_factory=set)  # customers who answered or bought
 
     def record(self, decision: Decided, events: list[dict[str, Any]]) -> None:
         self.decisions += 1
@@ -45,6 +46,8 @@ class RoundResult:
             self.actions[decision.action_id or "(none)"] += 1
         outcomes = {(e.get("properties") or {}).get("outcome") for e in events
                     if (e.get("context") or {}).get("decision_id")}
+        if events:
+            self.active.add(decision.customer_id)
         if outcomes & POSITIVE:
             group.answered += 1
         if "unsubscribed" in outcomes:
@@ -77,6 +80,7 @@ class Summary:
     requests: int
     retries: int
     seconds: float
+    degraded: int = 0
 
     @property
     def events_sent(self) -> int:
@@ -187,6 +191,9 @@ def render(summary: Summary, console: Console) -> None:
     if summary.problems:
         console.print(f"[yellow]{len(summary.problems)} item(s) set aside by the services[/], "
                       f"first: {summary.problems[0]}")
+    if summary.degraded:
+        console.print(f"[yellow]{summary.degraded:,} decision(s) answered degraded[/] (profile "
+                      "read too slow; the prior policy decided on an empty profile)")
     served = "served by the recommender" if summary.model_served else "NOT served"
     console.print(f"model {summary.training.version}: {served}")
     console.print(f"finished in {summary.seconds:.0f} s; dashboard: [bold]{summary.dashboard}[/]")

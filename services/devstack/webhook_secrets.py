@@ -31,14 +31,14 @@ def _sendgrid_key_pair() -> tuple[str, str]:
     return pem, base64.b64encode(der).decode()
 
 
-def _generated() -> dict[str, Any]:
-    pem, public = _sendgrid_key_pair()
-    return {
-        "shopify_secret": secrets.token_hex(32),
-        "mandrill_key": secrets.token_urlsafe(22),
-        "sendgrid_private_key": pem,
-        "sendgrid_public_key": public,
-    }
+def _complete(stored: dict[str, Any]) -> dict[str, Any]:
+    """The stored secrets, with any that is missing generated afresh."""
+    out = dict(stored)
+    out.setdefault("shopify_secret", secrets.token_hex(32))
+    out.setdefault("mandrill_key", secrets.token_urlsafe(22))
+    if not {"sendgrid_private_key", "sendgrid_public_key"} <= out.keys():
+        out["sendgrid_private_key"], out["sendgrid_public_key"] = _sendgrid_key_pair()
+    return out
 
 
 def ensure_webhook_secrets(data_dir: Path, env: dict[str, str]) -> dict[str, Any]:
@@ -51,8 +51,7 @@ def ensure_webhook_secrets(data_dir: Path, env: dict[str, str]) -> dict[str, Any
             stored = json.loads(path.read_text("utf-8")).get("webhook_secrets") or {}
         except (OSError, ValueError):
             stored = {}
-    if not {"shopify_secret", "mandrill_key", "sendgrid_private_key"} <= stored.keys():
-        stored = _generated()
+    stored = _complete(stored)
     signing: dict[str, Any] = {}
     for variable, names in (("WEBHOOK_SHOPIFY_SECRET", ("shopify_secret",)),
                             ("WEBHOOK_MANDRILL_KEY", ("mandrill_key",)),
