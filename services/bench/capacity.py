@@ -73,3 +73,39 @@ def measured_from_results(document: dict) -> Measured:
         decisions_per_process=float(recommend.get("achieved_rate") or 1.0),
         redis_bytes_per_customer=float(scenarios["memory_per_customer"]["value"]),
     )
+
+
+CAPACITY_START = "<!-- bench:capacity:start -->"
+CAPACITY_END = "<!-- bench:capacity:end -->"
+SCENARIOS = (("Target load", Load(10_000_000, 5_000, 2_000)),
+             ("Ten times that", Load(100_000_000, 50_000, 20_000)))
+
+
+def markdown(measured: Measured, source: str) -> str:
+    """The sizing tables of `docs/capacity.md` for the target load and ten times it."""
+    lines = [
+        f"Per-process figures from `{source}`: ingest "
+        f"{measured.ingest_events_per_process:,.0f} events/s, fold "
+        f"{measured.fold_events_per_process:,.0f} events/s, "
+        f"{measured.decisions_per_process:,.0f} decisions/s, "
+        f"{measured.redis_bytes_per_customer:,.0f} bytes of Redis per customer.",
+        "",
+        "| | " + " | ".join(name for name, _ in SCENARIOS) + " |",
+        "| --- | " + " | ".join("---:" for _ in SCENARIOS) + " |",
+    ]
+    plans = [(load, plan(measured, load)) for _, load in SCENARIOS]
+    rows = (
+        ("Customers", lambda load, d: f"{load.customers:,}"),
+        ("Events/s", lambda load, d: f"{load.events_per_s:,.0f}"),
+        ("Decisions/s", lambda load, d: f"{load.decisions_per_s:,.0f}"),
+        ("Ingestion processes", lambda load, d: f"{d.ingestion_processes}"),
+        ("Profile consumer processes", lambda load, d: f"{d.profile_consumers}"),
+        ("Recommender processes", lambda load, d: f"{d.recommender_processes}"),
+        ("Partitions of touchpoints.v1", lambda load, d: f"{d.partitions}"),
+        ("Redis memory (GiB, with 30% overhead)", lambda load, d: f"{d.redis_memory_gib:,.1f}"),
+        ("Redis operations/s", lambda load, d: f"{d.redis_ops_per_s:,.0f}"),
+        ("Redis shards (25 GiB, 100,000 ops/s each)", lambda load, d: f"{d.redis_shards}"),
+    )
+    for label, cell in rows:
+        lines.append(f"| {label} | " + " | ".join(cell(load, d) for load, d in plans) + " |")
+    return "\n".join(lines)

@@ -143,14 +143,15 @@ def clean(value: Any) -> Any:
     return str(value)
 
 
-def update_docs(docs_path: Path, section: str) -> None:
-    """Replaces the text between the result markers of the benchmark document."""
+def update_docs(docs_path: Path, section: str, start: str = RESULTS_START,
+                end: str = RESULTS_END, heading: str = "Results") -> None:
+    """Replaces the text between two markers of a document (adds the section if missing)."""
     text = docs_path.read_text("utf-8") if docs_path.exists() else ""
-    block = f"{RESULTS_START}\n{section}\n{RESULTS_END}"
-    if RESULTS_START in text and RESULTS_END in text:
-        pattern = re.compile(re.escape(RESULTS_START) + r".*?" + re.escape(RESULTS_END), re.S)
+    block = f"{start}\n{section}\n{end}"
+    if start in text and end in text:
+        pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
         text = pattern.sub(lambda _: block, text)
     else:
         head = text.rstrip() + "\n\n" if text else "# Benchmarks\n\n"
-        text = head + "## Results\n\n" + block + "\n"
+        text = head + f"## {heading}\n\n" + block + "\n"
     docs_path.write_text(text, "utf-8")

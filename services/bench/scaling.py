@@ -128,7 +128,10 @@ def run_scaling(root: Path, customers: int = 10_000, counts: tuple[int, ...] = (
     if write:
         path = root / "bench" / "results" / f"scaling-{started_at:%Y-%m-%d}.json"
         report.write_json(document, path)
-        console.print(f"written to {path.relative_to(root)}")
+        report.update_docs(root / "docs" / "capacity.md",
+                           markdown(document) + f"\n\nRaw figures: `{path.relative_to(root)}`.",
+                           SCALE_START, SCALE_END, "Consumer scaling")
+        console.print(f"written to {path.relative_to(root)} and docs/capacity.md")
     return document
 
 

@@ -13,7 +13,15 @@ from typing import Any
 
 from rich.console import Console
 
-from services.bench import ceilings, dataset, history_load, ingest_costs, report, scenarios
+from services.bench import (
+    capacity,
+    ceilings,
+    dataset,
+    history_load,
+    ingest_costs,
+    report,
+    scenarios,
+)
 from services.bench.scenarios import Context, Outcome, Plan
 from services.bench.system import SystemUnderTest, start_system
 from services.devstack.redis import free_port
@@ -182,8 +190,20 @@ def run_suite(plan: Plan, mode: str, root: Path, write_docs: bool = True,
         report.write_json(document, results_file)
         report.update_docs(root / "docs" / "benchmarks.md",
                            report.markdown_results(report.clean(document)))
-        say(f"results written to {results_file.relative_to(root)} and docs/benchmarks.md")
+        _update_capacity(root, document)
+        say(f"results written to {results_file.relative_to(root)}, docs/benchmarks.md and "
+            "docs/capacity.md")
     return document
+
+
+def _update_capacity(root: Path, document: dict[str, Any]) -> None:
+    try:
+        measured = capacity.measured_from_results(report.clean(document))
+    except (KeyError, TypeError, ValueError):
+        return  # a scenario the model needs did not run
+    report.update_docs(root / "docs" / "capacity.md",
+                       capacity.markdown(measured, document["results_file"]),
+                       capacity.CAPACITY_START, capacity.CAPACITY_END, "Sizing")
 
 
 def _with_confluent_ingestion(system: SystemUnderTest, say,
