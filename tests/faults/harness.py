@@ -7,20 +7,20 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import redis
 
-from services.profiles.fold import parse_timeline_entry
-from services.profiles.store import ProfileStore
+from services.profiles.app import create_app as profile_app
 from services.reliability.reconcile import Outcome, ProfileCount
-from shared import redis_keys as keys
 from shared.settings import Settings
+from tests.servers import serving
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMELINE_ROOM = 90  # events per customer, below the timeline length, so every id is visible
@@ -139,21 +139,32 @@ def settings_env(settings: Settings) -> dict[str, str]:
 class ConsumerProcess:
     """The profile consumer as a child process that can be killed without warning."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, log_path: Path | None = None):
         self.settings = settings
         self.process: subprocess.Popen[str] | None = None
         self.kills = 0
+        self.log_path = log_path or Path(tempfile.mkdtemp()) / "profile-consumer.log"
 
     def start(self) -> ConsumerProcess:
         """`python -m services.profiles consume`, the service's own consumer-only entry point."""
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.profiles", "consume"], cwd=ROOT,
-            env=settings_env(self.settings), stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, start_new_session=True)
+        with self.log_path.open("a") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "services.profiles", "consume"], cwd=ROOT,
+                env=settings_env(self.settings), stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
         time.sleep(0.5)
         if self.process.poll() is not None:
             raise RuntimeError(f"the profile consumer exited with {self.process.returncode}")
         return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_tail(self, lines: int = 15) -> str:
+        """The end of the consumer's own log, for a failure message."""
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def kill(self) -> None:
         """SIGKILL: no offset commit, no leave-group, nothing flushed."""
@@ -179,21 +190,26 @@ class ConsumerProcess:
 
 
 class ProfileReadBack:
-    """Reads customers' profiles from Redis: the event counter and the ids in the timeline."""
+    """Reads customers' profiles through the profile API (`GET /v1/profiles/{id}` and its
+    timeline): the event counter and the event ids the timeline shows."""
 
-    def __init__(self, redis_url: str, namespace: str):
-        self.client = redis.Redis.from_url(redis_url, socket_timeout=5)
-        self.store = ProfileStore(self.client, namespace)
+    def __init__(self, base_url: str, api_key: str):
+        self.client = httpx.Client(base_url=base_url, timeout=10,
+                                   headers={"Authorization": f"Bearer {api_key}"})
 
     def read(self, customers: Iterable[str]) -> dict[str, ProfileCount]:
         profiles = {}
-        self.store.refresh_generation()
         for customer in customers:
-            profile = self.store.read(keys.customer_subject(customer))
-            if profile is None:
+            profile = self.client.get(f"/v1/profiles/{customer}")
+            if profile.status_code == 404:
                 continue
-            ids = tuple(parse_timeline_entry(line).get("cp", "?") for line in profile.timeline)
-            counted = int(profile.state.get("n", {}).get("ev", 0))
+            profile.raise_for_status()
+            timeline = self.client.get(f"/v1/profiles/{customer}/timeline",
+                                       params={"limit": 1000})
+            timeline.raise_for_status()
+            ids = tuple(item.get("context", {}).get("campaign", "?")
+                        for item in timeline.json()["items"])
+            counted = int(profile.json()["activity"]["events"])
             profiles[customer] = ProfileCount(customer, counted, ids)
         return profiles
 
@@ -202,6 +218,17 @@ class ProfileReadBack:
 
     def close(self) -> None:
         self.client.close()
+
+
+@contextmanager
+def profile_api(settings: Settings, api_key: str) -> Iterator[ProfileReadBack]:
+    """The profile service's API (its consumers off: the consumer under test runs apart)."""
+    with serving(profile_app(settings, run_consumers=False)) as base:
+        reader = ProfileReadBack(base, api_key)
+        try:
+            yield reader
+        finally:
+            reader.close()
 
 
 def wait_until_settled(read: Callable[[], dict[str, ProfileCount]], expected: set[str],

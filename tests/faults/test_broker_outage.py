@@ -8,7 +8,7 @@ import httpx
 
 from services.ingestion.app import create_app
 from services.reliability.reconcile import ScenarioResult, reconcile
-from tests.faults.harness import ConsumerProcess, EventSender, ProfileReadBack, wait_until_settled
+from tests.faults.harness import ConsumerProcess, EventSender, profile_api, wait_until_settled
 from tests.servers import serving
 
 OUTAGE_S = 3.0
@@ -39,11 +39,15 @@ def test_broker_hang_loses_nothing_acknowledged_and_counts_retries_once(
         f"Kafka-protocol broker SIGSTOP for {OUTAGE_S:g} s, then SIGCONT; clients retry "
         "every event not answered 202")
     started = time.monotonic()
-    profiles = ProfileReadBack(settings.redis_url, settings.redis_namespace)
-    with serving(create_app(settings)) as base, ConsumerProcess(settings):
+    with (serving(create_app(settings)) as base, profile_api(settings, key) as profiles,
+          ConsumerProcess(settings) as consumer):
         sender = EventSender(base, key, "bh", customers=40, per_request=5).start(threads=4)
         try:
-            time.sleep(1.5)
+            # the scenario is about a running consumer: wait until it applies events
+            deadline = time.monotonic() + 60
+            while (profiles.counted(sender.customers_used()) == 0
+                   and time.monotonic() < deadline):
+                time.sleep(0.2)
             isolated_broker.pause()
             print(f"\ninjected: broker paused (SIGSTOP) at event {sender.next_index}")
             time.sleep(OUTAGE_S / 2)
@@ -68,11 +72,14 @@ def test_broker_hang_loses_nothing_acknowledged_and_counts_retries_once(
         result.extra["retried after 503"] = sender.retry_unacknowledged()
         found = wait_until_settled(lambda: profiles.read(customers), sender.acknowledged())
         result.extra["readyz after recovery"] = wait_ready(base, resumed)
+        alive = consumer.alive()
+        log_tail = consumer.log_tail()
     reconcile(result, sender.outcomes, found)
     result.duration_s = round(time.monotonic() - started, 1)
     sender.close()
-    profiles.close()
     fault_report.add(result)
     assert first_503 > 0, "the hang produced no 503: the fault was not injected"
-    assert result.ok, result.summary()
+    assert alive, f"the profile consumer exited during the scenario:\n{log_tail}"
+    assert result.ok, f"{result.summary()}\nconsumer log:\n{log_tail}"
     assert result.acknowledged == result.events_sent  # after the retries, all are in
+

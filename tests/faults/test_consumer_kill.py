@@ -8,7 +8,7 @@ import time
 
 from services.ingestion.app import create_app
 from services.reliability.reconcile import ScenarioResult, reconcile
-from tests.faults.harness import ConsumerProcess, EventSender, ProfileReadBack, wait_until_settled
+from tests.faults.harness import ConsumerProcess, EventSender, profile_api, wait_until_settled
 from tests.servers import serving
 
 KILLS = 3
@@ -29,9 +29,8 @@ def test_consumer_killed_mid_batch_repeatedly_counts_every_event_once(
         f"SIGKILL of the consumer process {KILLS} times, each a random 0-400 ms after it "
         f"started applying (seed {SEED}), batches of 40, while events keep arriving")
     started = time.monotonic()
-    profiles = ProfileReadBack(settings.redis_url, settings.redis_namespace)
     kill_points = []
-    with serving(create_app(settings)) as base:
+    with serving(create_app(settings)) as base, profile_api(settings, key) as profiles:
         sender = EventSender(base, key, "ck", customers=30, per_request=10).start(pause_s=0.08)
         consumer = ConsumerProcess(settings)
         try:
@@ -58,7 +57,6 @@ def test_consumer_killed_mid_batch_repeatedly_counts_every_event_once(
     reconcile(result, sender.outcomes, found)
     result.duration_s = round(time.monotonic() - started, 1)
     sender.close()
-    profiles.close()
     fault_report.add(result)
     assert consumer.kills == KILLS
     assert len(set(kill_points)) > 1 or kill_points[0] < result.acknowledged

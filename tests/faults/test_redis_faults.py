@@ -16,7 +16,7 @@ from services.devstack.redis import EmbeddedRedis
 from services.ingestion.app import create_app as ingestion_app
 from services.recommender.app import create_app as recommender_app
 from services.reliability.reconcile import ScenarioResult, reconcile
-from tests.faults.harness import ConsumerProcess, EventSender, ProfileReadBack, wait_until_settled
+from tests.faults.harness import ConsumerProcess, EventSender, profile_api, wait_until_settled
 from tests.servers import serving
 
 FAULT_S = 4.0
@@ -114,9 +114,9 @@ def test_redis_fault_while_consuming_and_recommending(
             "rate_limit_burst": 100_000, "rate_limit_per_s": 100_000,
             "model_registry_dir": tmp_path / "models", "profile_consumer_batch_size": 50,
         })
-        profiles = ProfileReadBack(settings.redis_url, settings.redis_namespace)
         with (serving(ingestion_app(settings)) as ingest,
-              serving(recommender_app(settings)) as rec, ConsumerProcess(settings)):
+              serving(recommender_app(settings)) as rec, profile_api(settings, key) as profiles,
+              ConsumerProcess(settings)):
             sender = EventSender(ingest, key, f"r{fault[0]}", customers=30, per_request=5)
             sender.start(threads=2, pause_s=0.02)
             time.sleep(1.0)
@@ -128,7 +128,6 @@ def test_redis_fault_while_consuming_and_recommending(
             sender.stop()
             customers = sender.customers_used()
             found = wait_until_settled(lambda: profiles.read(customers), sender.acknowledged())
-        profiles.close()
     reconcile(result, sender.outcomes, found)
     during = probe.between(fault_start, fault_end)
     after = probe.between(fault_end + 1.0, float("inf"))
