@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from services.profiles.analytics.demo_data import demo_data
 from services.profiles.analytics.store import AggregateConfig, AnalyticsStore
+from shared.api_keys import KeyStore
 from shared.settings import Settings
 from tests.analytics.apps import analytics_app
 
@@ -155,3 +156,17 @@ def test_dashboard_page_and_local_chart_library(loaded):
     assert library.headers["content-type"].startswith("text/javascript")
     assert client.get("/dashboard/static/../api.py").status_code == 404
     assert client.get("/dashboard/static/vendor/echarts.min.js.sha256").status_code == 404
+
+
+def test_the_json_routes_need_a_key_with_profiles_read(redis_server, tmp_path):
+    store = KeyStore(tmp_path / "keys.json")
+    reader_key = store.create("analyst", ["profiles:read"], END)[1]
+    writer_key = store.create("ingest", ["events:write"], END)[1]
+    settings = Settings(redis_url=redis_server.url, redis_namespace="keys")
+    with TestClient(analytics_app(settings, key_store=store)) as client:
+        assert client.get("/v1/analytics/touchpoints").status_code == 401
+        denied = client.get("/v1/analytics/live", headers={"X-API-Key": writer_key})
+        assert denied.status_code == 403
+        allowed = client.get("/v1/analytics/live", headers={"X-API-Key": reader_key})
+        assert allowed.status_code == 200
+        assert client.get("/dashboard").status_code == 200  # the page asks for a key itself

@@ -19,6 +19,7 @@ import redis
 
 from services.profiles.analytics.demo_data import demo_data
 from services.profiles.analytics.store import AggregateConfig, AnalyticsStore
+from shared.api_keys import KeyStore
 from shared.settings import Settings
 from tests.analytics.apps import analytics_app
 from tests.servers import serving
@@ -194,3 +195,23 @@ def test_sorting_and_the_vietnamese_labels(base_url, browser, screenshots):
     time.sleep(1.5)  # let the charts finish redrawing in the new language
     browser.save_screenshot(str(screenshots / "dashboard-vi.png"))
     browser.find_element(By.ID, "lang-en").click()
+
+
+def test_the_dashboard_asks_for_a_key_when_the_api_needs_one(redis_server, browser, tmp_path):
+    store = KeyStore(tmp_path / "keys.json")
+    key = store.create("analyst", ["profiles:read"], datetime.now(UTC))[1]
+    settings = Settings(redis_url=redis_server.url, redis_namespace="keyed")
+    with serving(analytics_app(settings, key_store=store)) as url:
+        browser.get(f"{url}/dashboard?lang=en")
+        wait_for_load(browser, 1)
+        field = browser.find_element(By.ID, "f-key")
+        assert field.is_displayed()
+        assert "profiles:read" in browser.find_element(By.ID, "status").text
+        field.send_keys(key)
+        browser.find_element(By.ID, "f-from").click()  # leaving the field commits it
+        wait_for_load(browser, 2)
+        assert browser.execute_script("return window.dashboard.data.touchpoints.totals") == {
+            "events": 0, "customers": 0, "purchases": 0, "revenue": 0.0,
+            "touches_per_purchase": None, "cost": 0.0,
+        }
+        browser.execute_script("sessionStorage.clear()")

@@ -1,7 +1,9 @@
 """`/v1/analytics/...` (JSON) and `/dashboard` (the web page and its local assets).
 
 Plain `def` routes: the sync Redis client runs in FastAPI's thread pool, never on the event
-loop. The routes find their reader on `app.state.analytics_reader`; when the app did not put
+loop. The JSON routes need an API key with the `profiles:read` scope (they expose business
+aggregates); the dashboard page and its assets are public and ask for a key when the API
+answers 401. The routes find their reader on `app.state.analytics_reader`; when the app did not put
 one there, the first request builds it from `app.state.settings` (or `app.state.runtime`)
 and the app's sync Redis client, or its own client from `REDIS_URL`.
 """
@@ -32,6 +34,7 @@ from services.profiles.analytics.schemas import (
     Segment,
 )
 from services.profiles.analytics.store import AggregateConfig, AnalyticsStore
+from services.web.auth import require_scope
 from shared.errors import NotFoundError
 from shared.settings import Settings, load_settings
 from shared.touchpoints import load_catalog
@@ -40,7 +43,9 @@ DEFAULT_RANGE_DAYS = 90
 STATIC_DIR = Path(str(resources.files("services.profiles.analytics").joinpath("static")))
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 
+READ_SCOPE = "profiles:read"
 router = APIRouter()
+Reading = [Depends(require_scope(READ_SCOPE))]
 _build_lock = threading.Lock()
 
 
@@ -131,7 +136,8 @@ Range = Annotated[Filters, Depends(_filters)]
 
 
 @router.get(
-    "/v1/analytics/touchpoints", response_model=Effectiveness, tags=["analytics"],
+    "/v1/analytics/touchpoints", dependencies=Reading,
+    response_model=Effectiveness, tags=["analytics"],
     summary="Touchpoint effectiveness: reach, conversions, revenue, ratings, cost and ROI",
 )
 def touchpoint_effectiveness(reader: Reader, filters: Range) -> Effectiveness:
@@ -145,7 +151,8 @@ def touchpoint_effectiveness(reader: Reader, filters: Range) -> Effectiveness:
 
 
 @router.get(
-    "/v1/analytics/attribution", response_model=Attribution, tags=["analytics"],
+    "/v1/analytics/attribution", dependencies=Reading,
+    response_model=Attribution, tags=["analytics"],
     summary="Conversions and revenue credited by every attribution model, side by side",
 )
 def attribution(
@@ -159,7 +166,8 @@ def attribution(
 
 
 @router.get(
-    "/v1/analytics/journeys", response_model=Journeys, tags=["analytics"],
+    "/v1/analytics/journeys", dependencies=Reading,
+    response_model=Journeys, tags=["analytics"],
     summary="Journey flows (Sankey), the funnel with drop-off, and where customers stop",
 )
 def journeys(
@@ -171,7 +179,8 @@ def journeys(
 
 
 @router.get(
-    "/v1/analytics/recommendations", response_model=Recommendations, tags=["analytics"],
+    "/v1/analytics/recommendations", dependencies=Reading,
+    response_model=Recommendations, tags=["analytics"],
     summary="Recommendation results per action and model version, lift against holdout",
 )
 def recommendations(reader: Reader, filters: Range) -> Recommendations:
@@ -181,7 +190,8 @@ def recommendations(reader: Reader, filters: Range) -> Recommendations:
 
 
 @router.get(
-    "/v1/analytics/live", response_model=LiveRate, tags=["analytics"],
+    "/v1/analytics/live", dependencies=Reading,
+    response_model=LiveRate, tags=["analytics"],
     summary="Events processed per second, over the last minutes",
 )
 def live(

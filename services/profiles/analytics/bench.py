@@ -21,6 +21,7 @@ from rich.progress import Progress
 from services.profiles.analytics import api
 from services.profiles.analytics.demo_data import batches, demo_data
 from services.profiles.analytics.store import AnalyticsStore
+from services.web.auth import install_auth
 from services.web.errors import install_error_handlers
 from shared.settings import Settings
 
@@ -59,8 +60,10 @@ def dashboard_calls(day_from: str, day_to: str) -> dict[str, str]:
 
 
 def bench_app(settings: Settings, client: redis.Redis) -> FastAPI:
+    """The analytics routes in-process; keys are off (the caller is the benchmark itself)."""
     app = FastAPI()
     install_error_handlers(app)
+    install_auth(app, settings.model_copy(update={"auth_disabled": True, "api_keys_file": None}))
     app.state.analytics_reader = api.build_reader(settings, client)
     app.include_router(api.router)
     return app

@@ -41,8 +41,14 @@ function queryString(extra) {
   return params.toString();
 }
 
+class NeedsKey extends Error {}
+
 async function getJson(path) {
-  const response = await fetch(path, { headers: { Accept: "application/json" } });
+  const headers = { Accept: "application/json" };
+  const key = sessionStorage.getItem("dashboard.key");
+  if (key) headers["X-API-Key"] = key;
+  const response = await fetch(path, { headers });
+  if (response.status === 401 || response.status === 403) throw new NeedsKey(t("need_key"));
   if (!response.ok) {
     const body = await response.json().catch(() => ({}));
     throw new Error((body.error && body.error.message) || response.statusText);
@@ -248,8 +254,13 @@ async function load() {
     state.updatedAt = new Date();
     renderAll();
   } catch (error) {
-    state.errors.push(String(error.message || error));
-    $("status").textContent = `${t("error")}: ${error.message || error}`;
+    if (error instanceof NeedsKey) {
+      $("key-field").hidden = false;
+      $("status").textContent = t("need_key");
+    } else {
+      state.errors.push(String(error.message || error));
+      $("status").textContent = `${t("error")}: ${error.message || error}`;
+    }
   }
   state.loads += 1;
   state.ready = true;
@@ -267,6 +278,9 @@ function setup() {
   for (const [name, id] of [["from", "f-from"], ["to", "f-to"], ["phase", "f-phase"],
     ["segment", "f-segment"]]) if (params.get(name)) $(id).value = params.get(name);
   if (params.get("lang")) state.lang = params.get("lang");
+  $("f-key").addEventListener("change", () => {
+    sessionStorage.setItem("dashboard.key", $("f-key").value.trim());
+  });
   document.querySelectorAll("#filters input, #filters select, #attr-key, #journey-facet")
     .forEach((el) => el.addEventListener("change", load));
   $("attr-metric").addEventListener("change", () => state.data.attribution && renderAttribution());

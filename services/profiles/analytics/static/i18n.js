@@ -21,7 +21,8 @@ window.DASHBOARD_LABELS = {
     response_lift: "Response lift (pp)", action: "Action", no_data: "No data in this range",
     first_touch: "First touch", last_touch: "Last touch", linear: "Linear",
     time_decay: "Time decay", position_based: "Position based", markov_chain: "Markov chain",
-    shapley: "Shapley", error: "Could not load",
+    shapley: "Shapley", error: "Could not load", api_key: "API key",
+    need_key: "Enter an API key with the profiles:read scope",
   },
   vi: {
     title: "Phân tích điểm chạm", from: "Từ ngày", to: "Đến ngày", phase: "Giai đoạn",
@@ -44,6 +45,7 @@ window.DASHBOARD_LABELS = {
     response_lift: "Mức tăng phản hồi (điểm %)", action: "Hành động", no_data: "Không có dữ liệu",
     first_touch: "Chạm đầu", last_touch: "Chạm cuối", linear: "Tuyến tính",
     time_decay: "Suy giảm theo thời gian", position_based: "Theo vị trí", markov_chain: "Chuỗi Markov",
-    shapley: "Shapley", error: "Không tải được",
+    shapley: "Shapley", error: "Không tải được", api_key: "Khóa API",
+    need_key: "Nhập khóa API có quyền profiles:read",
   },
 };
