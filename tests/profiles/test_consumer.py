@@ -209,6 +209,8 @@ def test_identity_merge_and_erasure_followed_by_a_late_event(settings, store):
 
 @pytest.mark.slow
 def test_two_consumers_with_a_rebalance_end_like_one_clean_fold(settings, store):
+    # Small batches: members poll often, so the group settles quickly after a join.
+    settings = settings.model_copy(update={"profile_consumer_batch_size": 100})
     events = simulated_events(CATALOG, customers=200)
     half = len(events) // 2
     produce(settings, events[:half])
@@ -218,10 +220,10 @@ def test_two_consumers_with_a_rebalance_end_like_one_clean_fold(settings, store)
         with RunningConsumer(settings, store, metrics_a) as first:
             wait_for(lambda: counted(metrics_a) > 0)
             with RunningConsumer(settings, store, metrics_b) as second:  # the group rebalances
-                wait_for(lambda: bool(second.consumer.consumer.assignment()))
+                wait_for(lambda: bool(second.consumer.consumer.assignment()), timeout_s=90)
                 produce(settings, events[half:])
                 produce(settings, events[: len(events) // 3])  # redelivered on top
-                wait_for(check, timeout_s=60)
+                wait_for(check, timeout_s=90)
                 assert len(first.consumer.consumer.assignment()) < 8  # it gave some up
     finally:
         check.close()
