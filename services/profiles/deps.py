@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +32,11 @@ class ProfileRuntime:
     redis: redis.Redis | None = None
     store: ProfileStore | None = None
     threads: dict[str, threading.Thread] = field(default_factory=dict)
+    generation_checked_at: float = 0.0
+
+
+# How stale the API's view of the active generation may be after a replay switched over.
+GENERATION_CHECK_S = 5.0
 
 
 def get_runtime(request: Request) -> ProfileRuntime:
@@ -40,6 +46,9 @@ def get_runtime(request: Request) -> ProfileRuntime:
 def get_store(runtime: Annotated[ProfileRuntime, Depends(get_runtime)]) -> ProfileStore:
     if runtime.store is None:
         raise UnavailableError("the profile store is starting up")
+    if time.monotonic() - runtime.generation_checked_at > GENERATION_CHECK_S:
+        runtime.store.refresh_generation()
+        runtime.generation_checked_at = time.monotonic()
     return runtime.store
 
 
