@@ -37,8 +37,3 @@ class ProfileMetrics:
             "touchpoint_profile_batch_seconds", "Time from poll to commit for one batch.",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=r)
-        self.http_seconds = Histogram(
-            "touchpoint_profile_http_request_seconds", "Profile API latency.",
-            ["method", "route", "status"],
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
-            registry=r)
