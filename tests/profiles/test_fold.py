@@ -226,3 +226,11 @@ def test_fold_of_empty_profile_is_the_delta_state():
 
 def test_times_are_utc_epoch_ms():
     assert epoch_ms(datetime(2027, 1, 1, tzinfo=UTC)) == 1798761600000
+
+
+def test_dedupe_window_is_bounded_per_profile():
+    """The documented limit: ids older than the last `dedupe_capacity` are forgotten."""
+    a, b, c = (one(event(name, "web.visit", i)) for i, name in enumerate("abc"))
+    profile = fold_all([a, b, c], dedupe_capacity=2)[SUBJECT]
+    assert fold(profile, c, dedupe_capacity=2)[1] is False
+    assert fold(profile, a, dedupe_capacity=2)[1] is True

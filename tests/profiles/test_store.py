@@ -143,3 +143,11 @@ def test_apply_recovers_when_redis_forgot_the_scripts(store, redis_client):
     assert store.apply([event_delta(event("e2", "web.visit", 1), CATALOG, "c:c-1")]) == [
         Outcome.APPLIED]
     assert store.read("c:c-1").state["n"]["ev"] == 2
+
+
+def test_lua_dedupe_window_matches_the_pure_fold(redis_client, settings):
+    store = ProfileStore(redis_client, settings.redis_namespace, dedupe_capacity=16)
+    deltas = [event_delta(event(f"e{i}", "web.visit", i), CATALOG, "c:c-1") for i in range(20)]
+    store.apply(deltas)
+    assert store.apply([deltas[-1], deltas[0]]) == [Outcome.DUPLICATE, Outcome.APPLIED]
+    assert len(store.read("c:c-1").seen) == 16
