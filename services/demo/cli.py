@@ -71,6 +71,7 @@ async def _run(args: argparse.Namespace, console: Console) -> int:
     )
     options = DemoOptions(customers=args.customers, rounds=args.rounds, seed=args.seed,
                           concurrency=args.concurrency, evaluation_share=args.evaluation_share,
+                          webhook_days=args.webhook_days,
                           webhook_secrets=dict(stack.get("webhook_secrets") or {}))
     summary = await run_demo(endpoints, options, load_catalog(settings.touchpoint_catalog_file),
                              training_settings, console)
@@ -147,6 +148,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--evaluation-share", type=float, default=0.3,
                       help="share of customers kept back for the promoted model's round "
                       "(in tenths)")
+    demo.add_argument("--webhook-days", type=float, default=30.0,
+                      help="e-mail and shop events of the last DAYS arrive as signed provider "
+                      "deliveries; older ones were imported through the API")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--concurrency", type=int, default=16, help="requests in flight")
     demo.add_argument("--ingestion-url", help="default: http://HOST:INGESTION_PORT")

@@ -5,10 +5,11 @@ Pure: the simulator, the catalog and ``now`` are arguments. Customer ids are e-m
 the identity the e-mail and shop webhooks carry, so events from the API and from the providers
 land on the same profile.
 
-Routes: e-mail activity of known customers (sent, opened, clicked) arrives as e-mail provider
-deliveries (SendGrid for even customer numbers, Mandrill for odd ones), online orders arrive as
-Shopify `orders/create` deliveries, everything else through `POST /v1/events`. Subscriptions and
-unsubscriptions stay on the API: they carry the consent change itself.
+Routes: since the webhooks were subscribed (`webhooks_since`), e-mail activity of known customers
+(sent, opened, clicked) arrives as e-mail provider deliveries (SendGrid for even customer
+numbers, Mandrill for odd ones) and online orders as Shopify `orders/create` deliveries; what
+happened before was imported, so it goes through `POST /v1/events` like everything else.
+Subscriptions and unsubscriptions stay on the API: they carry the consent change itself.
 """
 
 from __future__ import annotations
@@ -132,18 +133,19 @@ def _with_email_identity(event: dict[str, Any], email: str) -> dict[str, Any]:
     return event
 
 
-def customer_from(history: CustomerHistory, catalog: TouchpointCatalog,
-                  now: datetime) -> DemoCustomer:
+def customer_from(history: CustomerHistory, catalog: TouchpointCatalog, now: datetime,
+                  webhooks_since: datetime | None = None) -> DemoCustomer:
     email = email_of(history.customer_id)
     events = [_with_email_identity(e, email) for e in history.events]
     customer = DemoCustomer(history.index, email, history.persona,
                             traits_of(events, catalog, now))
     for event in events:
         touchpoint = event["touchpoint"]
-        if touchpoint in PROVIDER_EMAIL_TOUCHPOINTS and "customer_id" in event:
+        live = "customer_id" in event and (
+            webhooks_since is None or _parse(event["occurred_at"]) >= webhooks_since)
+        if live and touchpoint in PROVIDER_EMAIL_TOUCHPOINTS:
             customer.email_events.append(event)
-        elif (touchpoint == "order.confirmation" and "customer_id" in event
-              and _online_order(events, event)):
+        elif live and touchpoint == "order.confirmation" and _online_order(events, event):
             customer.orders.append(event)
         else:
             customer.api_events.append(event)
@@ -168,8 +170,9 @@ def order_value(customer: DemoCustomer, confirmation: dict[str, Any]) -> tuple[f
 
 
 def build_population(simulator: JourneySimulator, count: int, catalog: TouchpointCatalog,
-                     now: datetime) -> list[DemoCustomer]:
-    return [customer_from(h, catalog, now) for h in simulator.customers(count)]
+                     now: datetime, webhooks_since: datetime | None = None
+                     ) -> list[DemoCustomer]:
+    return [customer_from(h, catalog, now, webhooks_since) for h in simulator.customers(count)]
 
 
 def phase_counts(customers: Iterable[DemoCustomer]) -> dict[str, int]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 import orjson
 from rich.progress import Progress
+from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
 from services.demo import deliveries
@@ -58,6 +60,7 @@ class DemoOptions:
     concurrency: int = 16
     model_wait_s: float = 90.0
     evaluation_share: float = 0.3
+    webhook_days: float = 30.0
     webhook_secrets: dict[str, str] = field(default_factory=dict)
 
 
@@ -176,7 +179,9 @@ class DemoSession:
         simulator = JourneySimulator(seed=self.options.seed,
                                      start=now - timedelta(days=self.options.history_days),
                                      end=now - timedelta(minutes=10))
-        self.customers = build_population(simulator, self.options.customers, self.catalog, now)
+        self.customers = build_population(
+            simulator, self.options.customers, self.catalog, now,
+            webhooks_since=now - timedelta(days=self.options.webhook_days))
         self.progress.update(task, completed=1,
                              description=f"simulated {len(self.customers):,} customers")
 
@@ -285,7 +290,9 @@ class DemoSession:
         task = self.progress.add_task("training", total=None)
         # One BLAS thread: next to the running services, more threads only fight over the cores
         # (measured: a fit ten times slower on a busy two-core machine).
-        with threadpool_limits(limits=1):
+        with threadpool_limits(limits=1), warnings.catch_warnings():
+            # The trainer's own cross-validation reports non-converged candidates; not news here.
+            warnings.simplefilter("ignore", ConvergenceWarning)
             result = train_and_promote(
                 self.training_settings, self.options.seed,
                 lambda message: self.progress.update(task, description=f"training: {message}"))

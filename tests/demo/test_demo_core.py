@@ -175,3 +175,17 @@ def test_a_customer_built_twice_is_the_same(population):
     again = customer_from(simulator.customer(5), CATALOG, NOW)
     assert again.api_events == population[5].api_events
     assert again.traits == population[5].traits
+
+
+def test_provider_events_before_the_webhook_subscription_were_imported_through_the_api():
+    simulator = JourneySimulator(seed=3, start=NOW - timedelta(days=60), end=NOW)
+    since = NOW - timedelta(days=20)
+    for history in simulator.customers(200):
+        customer = customer_from(history, CATALOG, NOW, webhooks_since=since)
+        everything = customer_from(history, CATALOG, NOW)
+        for event in customer.email_events + customer.orders:
+            assert datetime.fromisoformat(event["occurred_at"]) >= since
+        moved = [e for e in everything.email_events + everything.orders
+                 if datetime.fromisoformat(e["occurred_at"]) < since]
+        assert all(e in customer.api_events for e in moved)
+        assert customer.event_count == everything.event_count
