@@ -67,7 +67,8 @@ def pseudonym(value: object, key: bytes) -> str:
 
 # `customer_id=c-1`, `customer_id: 'c-1'`, `"anonymous_id": "a-7"`, `customer c-1`
 _ID_IN_TEXT = re.compile(
-    r"""(?P<name>\b(?:customer_id|anonymous_id|customer|subject|email|phone)\b["']?\s*[=: ]\s*)"""
+    r"""(?P<name>\b(?:customer_id|anonymous_id|customer|subject|email|phone|profile for)\b"""
+    r"""["']?\s*[=: ]\s*)"""
     r"""(?P<quote>["']?)(?P<value>[^\s"',;)}\]]+)""")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 _PHONE = re.compile(

@@ -34,6 +34,7 @@ def render(level: int, message: str, *args, **extra) -> str:
     ("sms to %s failed", ("+84 912 345 678",), "912 345 678"),
     ("zalo follower %s", ("0912345678",), "0912345678"),
     ("order for customer %s", ("c-5",), "c-5"),
+    ("deciding without a profile: unreadable profile for %s: bad", ("c-77",), "c-77"),
 ])
 def test_info_lines_carry_a_pseudonym_not_the_id(message, args, secret):
     line = render(logging.INFO, message, *args)
