@@ -6,8 +6,12 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import importlib.util
 import itertools
+import json
 import random
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,7 +55,7 @@ def not_available(name: str, title: str, reason: str) -> Outcome:
 class Plan:
     """Durations and sizes; `quick` shrinks everything for a smoke run."""
 
-    duration_s: float = 15.0
+    duration_s: float = 12.0
     customers: int = 100_000
     single_rate: float = 500
     e2p_events_per_s: float = 2000
@@ -63,7 +67,8 @@ class Plan:
     batch_concurrency: int = 4
     closed_concurrency: int = 16
     dashboard_events: int = 1_000_000
-    fold_timeout_s: float = 300.0
+    fold_timeout_s: float = 240.0
+    dashboard_timeout_s: float = 180.0
 
     @classmethod
     def quick(cls) -> Plan:
@@ -308,29 +313,31 @@ def webhook_ingest(ctx: Context) -> Outcome:
 
 
 def dashboard(ctx: Context) -> Outcome:
+    """The analytics team's hook, in a child process so that a slow load cannot stall the run."""
     title = f"Dashboard API ({ctx.plan.dashboard_events:,} events)"
+    if importlib.util.find_spec("services.profiles.analytics.bench") is None:
+        return not_available("dashboard", title, "analytics benchmark hook missing")
+    env = dict(ctx.system.stack.env, REDIS_NAMESPACE="benchdash")
+    command = [sys.executable, "-m", "services.bench.dashboard_process",
+               str(ctx.plan.dashboard_events)]
     try:
-        from services.profiles.analytics import bench as analytics_bench
-    except ImportError as exc:
-        return not_available("dashboard", title, f"analytics benchmark hook missing: {exc}")
-    import redis
-
-    client = redis.Redis.from_url(ctx.system.settings.redis_url)
-    settings = ctx.system.settings.model_copy(update={"redis_namespace": "benchdash"})
-    try:
-        report = analytics_bench.run_bench(settings, client, n_events=ctx.plan.dashboard_events,
-                                           repeats=3)
-    finally:
-        client.close()
-    slowest = report.slowest_s * 1000
-    calls = {name: {k: round(v, 4) if isinstance(v, float) else v for k, v in call.items()}
-             for name, call in report.calls.items()}
+        done = subprocess.run(command, env=env, capture_output=True, text=True,
+                              timeout=ctx.plan.dashboard_timeout_s)
+    except subprocess.TimeoutExpired:
+        return Outcome("dashboard", title, status="failed",
+                       reason=f"loading and timing took more than "
+                              f"{ctx.plan.dashboard_timeout_s:.0f} s")
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        return Outcome("dashboard", title, status="failed",
+                       reason=(done.stderr.strip().splitlines() or ["no output"])[-1][:300])
+    report = json.loads(lines[-1])
+    slowest = max(call["max_s"] for call in report["calls"].values()) * 1000
     return Outcome(
-        "dashboard", title, result=f"slowest call {slowest:,.0f} ms over {len(calls)} calls "
-        f"(load {report.events / report.load_s:,.0f} events/s)", value=slowest, unit="ms max",
-        target="every call < 1 s", met=slowest < 1000,
-        data={"events": report.events, "decisions": report.decisions,
-              "load_s": round(report.load_s, 2), "calls": calls})
+        "dashboard", title, result=f"slowest call {slowest:,.0f} ms over "
+        f"{len(report['calls'])} calls (load {report['events'] / report['load_s']:,.0f} "
+        "events/s)", value=slowest, unit="ms max",
+        target="every call < 1 s", met=slowest < 1000, data=report)
 
 
 def memory_per_customer(ctx: Context, load: dict[str, Any]) -> Outcome:

@@ -111,7 +111,7 @@ def load_history(system: SystemUnderTest, plan: Plan, now: datetime, say) -> dic
     return {**load, "identified": produced["identified_customers"]}
 
 
-def catch_up(system: SystemUnderTest, say, timeout_s: float = 90) -> None:
+def catch_up(system: SystemUnderTest, say, timeout_s: float = 60) -> None:
     """Waits for the profile consumer to fold what earlier scenarios sent."""
     if system.pid("profile") is None:
         return
