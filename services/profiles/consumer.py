@@ -127,10 +127,12 @@ class BatchProcessor:
         out = []
         for record, letter in dead:
             reason = f"{letter.reason} ({record.topic}/{record.partition}@{record.offset})"
-            log.warning("dead-lettering %s: %s", record.topic, reason)
+            request_id = header(record.headers, REQUEST_ID_HEADER)
+            log.warning("dead-lettering %s: %s", record.topic, reason,
+                        extra={"request_id": request_id})
             out.append(dead_letter_record(
                 letter.value, reason, DEAD_LETTER_SOURCE, now, letter.errors, key=letter.key,
-                request_id=header(record.headers, REQUEST_ID_HEADER),
+                request_id=request_id,
             ))
         self.dead_letters.publish(self.settings.topic_dead_letter, out)
         for record, _ in dead:
@@ -148,6 +150,8 @@ class BatchProcessor:
         for (topic, _), outcome in zip(work, outcomes, strict=True):
             counts = result.by_topic.setdefault(topic, {})
             counts[outcome] = counts.get(outcome, 0) + 1
+        if log.isEnabledFor(logging.DEBUG):
+            self._log_applied(records, decoded, outcomes)
         for topic, counts in result.by_topic.items():
             self.metrics.applied.labels(topic).inc(counts.get(Outcome.APPLIED, 0))
             self.metrics.duplicates.labels(topic).inc(counts.get(Outcome.DUPLICATE, 0))
@@ -155,6 +159,17 @@ class BatchProcessor:
             result.applied += counts.get(Outcome.APPLIED, 0)
             result.duplicates += counts.get(Outcome.DUPLICATE, 0)
             result.refused += counts.get(Outcome.REFUSED_ERASED, 0)
+
+    @staticmethod
+    def _log_applied(records: Sequence[ConsumerRecord], decoded: Sequence[Decoded | DeadLetter],
+                     outcomes: Sequence[object]) -> None:
+        """One line per applied record, carrying the request id that produced it."""
+        applied = [r for r, d in zip(records, decoded, strict=True)
+                   if isinstance(d, Decoded) and d.delta is not None]
+        for record, outcome in zip(applied, outcomes, strict=True):
+            log.debug("profile update %s (%s/%s@%s)", getattr(outcome, "value", outcome),
+                      record.topic, record.partition, record.offset,
+                      extra={"request_id": header(record.headers, REQUEST_ID_HEADER)})
 
     def _link(self, decoded: Sequence[Decoded | DeadLetter], result: BatchResult) -> None:
         links: dict[tuple[str, str], Link] = {}
