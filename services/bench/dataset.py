@@ -9,7 +9,7 @@ before a run starts, so the load generator only sends bytes.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -56,6 +56,12 @@ def batch_bodies(events: list[dict[str, Any]], size: int) -> list[bytes]:
 
 def single_bodies(events: list[dict[str, Any]]) -> list[bytes]:
     return [orjson.dumps(event) for event in events]
+
+
+def cycle_bodies(bodies: list[bytes]) -> Callable[[int], bytes]:
+    """Body i of an endless run: the list again and again, with new event ids on each pass."""
+    count = len(bodies)
+    return lambda i: with_fresh_ids(bodies[i % count], i // count)
 
 
 def with_fresh_ids(body: bytes, round_number: int) -> bytes:

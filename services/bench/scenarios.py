@@ -13,7 +13,6 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -91,12 +90,6 @@ class Context:
         return self.ceilings.get("http", {}).get("max_requests_per_s")
 
 
-def _cycle(bodies: list[bytes]) -> Callable[[int], bytes]:
-    """Body i, reusing the list with new event ids on each pass."""
-    count = len(bodies)
-    return lambda i: dataset.with_fresh_ids(bodies[i % count], i // count)
-
-
 def _latency_text(run: RunResult) -> str:
     latency = run.latency()
     return (f"p50 {latency.p50_ms:.1f} ms, p99 {latency.p99_ms:.1f} ms at "
@@ -111,7 +104,8 @@ def single_ingest(ctx: Context) -> Outcome:
     plan = ctx.plan
     count = int(plan.single_rate * plan.duration_s)
     bodies = dataset.single_bodies(dataset.live_events(ctx.now, count, "s1", seed=11))
-    action = post_action(endpoint, "/v1/events", _cycle(bodies), ctx.system.auth_headers)
+    action = post_action(endpoint, "/v1/events", dataset.cycle_bodies(bodies),
+                         ctx.system.auth_headers)
     fixed = loadgen.run(loadgen.open_loop(endpoint.host, endpoint.port, action,
                                           plan.single_rate, plan.duration_s))
     maximum = loadgen.run(loadgen.closed_loop(endpoint.host, endpoint.port, action,
@@ -135,7 +129,8 @@ def batch_ingest(ctx: Context, backend: str = "kafka-python") -> Outcome:
     plan = ctx.plan
     events = dataset.live_events(ctx.now, plan.batch_size * 40, "b1", seed=12)
     bodies = dataset.batch_bodies(events, plan.batch_size)
-    action = post_action(endpoint, "/v1/events", _cycle(bodies), ctx.system.auth_headers)
+    action = post_action(endpoint, "/v1/events", dataset.cycle_bodies(bodies),
+                         ctx.system.auth_headers)
     run = loadgen.run(loadgen.closed_loop(endpoint.host, endpoint.port, action,
                                           plan.batch_concurrency, plan.duration_s))
     run.items_per_request = plan.batch_size

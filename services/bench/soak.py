@@ -28,7 +28,6 @@ from rich.table import Table
 
 from services.bench import dataset, history_load, loadgen, report
 from services.bench.ceilings import post_action
-from services.bench.scenarios import _cycle
 from services.bench.system import SystemUnderTest, start_system
 
 SOAK_START = "<!-- bench:soak:start -->"
@@ -64,14 +63,14 @@ def _loads(system: SystemUnderTest, now: datetime, seconds: float, factor: float
         rate = 500 * factor
         loads.append((f"single events {rate:g} req/s", loadgen.open_loop(
             ingestion.host, ingestion.port,
-            post_action(ingestion, "/v1/events", _cycle(singles), headers), rate, seconds,
-            timeout_s=5, max_pending=2000)))
+            post_action(ingestion, "/v1/events", dataset.cycle_bodies(singles), headers),
+            rate, seconds, timeout_s=5, max_pending=2000)))
         batches = dataset.batch_bodies(dataset.live_events(now, 40_000, "soak2", 32), 20)
         rate = 2000 * factor / 20
         loads.append((f"events in batches of 20, {rate * 20:g} events/s", loadgen.open_loop(
             ingestion.host, ingestion.port,
-            post_action(ingestion, "/v1/events", _cycle(batches), headers), rate, seconds,
-            timeout_s=5, max_pending=2000)))
+            post_action(ingestion, "/v1/events", dataset.cycle_bodies(batches), headers),
+            rate, seconds, timeout_s=5, max_pending=2000)))
     recommender = system.endpoints.get("recommender")
     if recommender is not None:
         ids = [a["id"] for a in dataset.bench_actions()["actions"]][:20]

@@ -148,7 +148,7 @@ def run_suite(plan: Plan, mode: str, root: Path, write_docs: bool = True,
             ("consumer fold", lambda: scenarios.consumer_fold(ctx, load)),
             ("memory per customer", lambda: scenarios.memory_per_customer(ctx, load)),
             ("single-event ingest", lambda: scenarios.single_ingest(ctx)),
-            ("event-to-profile delay", lambda: _after(catch_up, system, say,
+            ("event-to-profile delay", lambda: _caught_up(system, say,
                                                       lambda: scenarios.event_to_profile(ctx))),
         ]
         for count in plan.candidate_counts:
@@ -228,8 +228,9 @@ def _with_confluent_ingestion(system: SystemUnderTest, say,
         process.wait(timeout=15)
 
 
-def _after(before, system, say, step: Callable[[], Outcome]) -> Outcome:
-    before(system, say)
+def _caught_up(system: SystemUnderTest, say, step: Callable[[], Outcome]) -> Outcome:
+    """Runs `step` once the profile consumer has folded everything sent so far."""
+    catch_up(system, say)
     return step()
 
 
