@@ -104,6 +104,7 @@ def test_consumer_counts_each_event_once_and_commits(analytics_settings, redis_c
                           group_id=settings.analytics_consumer_group, enable_auto_commit=False)
     try:
         for topic, produced in ((settings.topic_touchpoints, 12), (settings.topic_decisions, 2)):
+            wait_for(lambda t=topic: check.partitions_for_topic(t) is not None)
             partitions = check.partitions_for_topic(topic)
             committed = sum(check.committed(TopicPartition(topic, p)) or 0 for p in partitions)
             assert committed == produced  # last processed + 1, summed over partitions
