@@ -73,10 +73,13 @@ def create_app(
         runtime.store.refresh_generation()
         stop = threading.Event()
         if run_consumers:
-            consumer = build_consumer(settings, build_store(settings, client), runtime.catalog,
-                                      dead_letters, runtime.metrics)
-            thread = threading.Thread(target=consumer.run, args=(stop,),
-                                      name="profile-consumer", daemon=True)
+            def consume() -> None:
+                # Built in the thread: the API starts even while Kafka is not reachable yet.
+                consumer = build_consumer(settings, build_store(settings, client),
+                                          runtime.catalog, dead_letters, runtime.metrics, stop)
+                consumer.run(stop)
+
+            thread = threading.Thread(target=consume, name="profile-consumer", daemon=True)
             thread.start()
             runtime.threads["profiles"] = thread
             analytics = _start_analytics(settings, client, stop)

@@ -20,14 +20,14 @@ from datetime import UTC, datetime
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import CommitFailedError, KafkaError
+from kafka.errors import CommitFailedError, KafkaError, NoBrokersAvailable
 from kafka.structs import OffsetAndMetadata
 
 from services.profiles.decoding import DeadLetter, Decoded, Link, decode_decision, decode_touchpoint
 from services.profiles.metrics import ProfileMetrics
 from services.profiles.store import Outcome, ProfileStore
 from services.streaming.publisher import Publisher, kafka_client_options
-from shared.errors import TouchpointError, UnavailableError
+from shared.errors import BrokerUnavailableError, TouchpointError, UnavailableError
 from shared.settings import Settings
 from shared.stream import REQUEST_ID_HEADER, dead_letter_record, header
 from shared.touchpoints import TouchpointCatalog
@@ -188,17 +188,38 @@ class BatchProcessor:
                 self._linked.popitem(last=False)
 
 
-def build_kafka_consumer(settings: Settings, group_id: str | None = None) -> KafkaConsumer:
-    return KafkaConsumer(
-        **kafka_client_options(settings),
-        group_id=group_id or settings.kafka_consumer_group,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_poll_records=settings.profile_consumer_batch_size,
-        session_timeout_ms=10_000,
-        heartbeat_interval_ms=1_000,
-        max_poll_interval_ms=300_000,
-    )
+def build_kafka_consumer(
+    settings: Settings,
+    group_id: str | None = None,
+    stop: threading.Event | None = None,
+    connect_timeout_s: float = 120.0,
+) -> KafkaConsumer:
+    """A group consumer; waits (with backoff) for the brokers to answer, up to a bound."""
+    deadline = time.monotonic() + connect_timeout_s
+    delay = 0.5
+    while True:
+        try:
+            return KafkaConsumer(
+                **kafka_client_options(settings),
+                group_id=group_id or settings.kafka_consumer_group,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_poll_records=settings.profile_consumer_batch_size,
+                session_timeout_ms=10_000,
+                heartbeat_interval_ms=1_000,
+                max_poll_interval_ms=300_000,
+            )
+        except NoBrokersAvailable as exc:
+            stopping = stop is not None and stop.is_set()
+            if stopping or time.monotonic() + delay > deadline:
+                raise BrokerUnavailableError(
+                    f"no Kafka broker answered within {connect_timeout_s:g} s") from exc
+            log.warning("Kafka not reachable yet; retrying in %.1f s", delay)
+            if stop is not None:
+                stop.wait(delay)
+            else:
+                time.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
 
 class ProfileConsumer:
@@ -298,9 +319,10 @@ def build_consumer(
     catalog: TouchpointCatalog,
     dead_letters: Publisher,
     metrics: ProfileMetrics,
+    stop: threading.Event | None = None,
 ) -> ProfileConsumer:
     processor = BatchProcessor(store, catalog, dead_letters, settings, metrics)
     return ProfileConsumer(
-        build_kafka_consumer(settings), processor, metrics,
+        build_kafka_consumer(settings, stop=stop), processor, metrics,
         topics=[settings.topic_touchpoints, settings.topic_decisions],
     )
