@@ -189,7 +189,11 @@ def build_router(settings: Settings) -> APIRouter:
 
     @router.get("/v1/webhooks/{provider}", summary="Provider subscription check",
                 description="Meta's `hub.challenge` handshake and Mailchimp's URL validation.",
-                response_class=PlainTextResponse)
+                response_class=PlainTextResponse,
+                responses={403: {"description": "Verify token or secret does not match."},
+                           404: {"description": "Unknown provider."},
+                           405: {"description": "The provider has no GET handshake."},
+                           503: {"description": "Provider not configured."}})
     def handshake(provider: ProviderName, request: Request) -> Any:
         entry = _lookup(registry, provider)
         if isinstance(entry, JSONResponse):
