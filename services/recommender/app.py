@@ -149,14 +149,18 @@ def create_app(
         try:
             yield
         finally:
+            # Every step is bounded: a hung dependency must not keep the process alive.
             poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poller
-            sink.flush(timeout_s=5)
-            sink.close()
-            runtime.feedback_publisher.close()
-            await reader.close()
-            probe.close()
+            await asyncio.wait({poller}, timeout=2)
+            await asyncio.to_thread(close_clients)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(reader.close(), timeout=2)
+
+    def close_clients() -> None:
+        sink.flush(timeout_s=5)
+        sink.close()
+        runtime.feedback_publisher.close()
+        probe.close()
 
     app = FastAPI(
         title="Touchpoint recommender", version="1.0.0", description=DESCRIPTION,

@@ -33,7 +33,7 @@ from services.recommender.eligibility import (
     check_eligibility,
 )
 from services.recommender.scoring import PriorScorer, Scorer
-from shared.actions import NO_ACTION_ID, Action, ActionCatalog
+from shared.actions import NO_ACTION_ID, Action, ActionCatalog, template_fields
 from shared.decisions import DecidedAction, DecisionRecord
 
 log = logging.getLogger(__name__)
@@ -210,6 +210,12 @@ class DecisionPipeline:
         self.models = models
         self.config = config
         self._all = tuple(Candidate(a) for a in catalog)
+        # Message placeholders (a first name, a product name) fill templates; as features
+        # they would only be noise with personal data in the decision log.
+        self._placeholders = frozenset(
+            name for action in catalog.values() for text in action.templates.values()
+            for name in template_fields(text)
+        ) | frozenset(n for values in catalog.placeholder_defaults.values() for n in values)
         # Decision ids need to be unique, not secret: a seeded PRNG is far cheaper per call
         # than os.urandom under load.
         self._ids = random.Random(uuid.uuid4().int)
@@ -219,7 +225,7 @@ class DecisionPipeline:
         now: datetime,
     ) -> dict[str, Any]:
         features = profile_view.profile_features(state, now)
-        features.update(context)
+        features.update((k, v) for k, v in context.items() if k not in self._placeholders)
         features["phase"] = profile.phase
         return features
 
@@ -268,7 +274,7 @@ class DecisionPipeline:
             ],
             candidates=[a.id for a in eligible],
             features=features,
-            context=dict(request.context),
+            context={k: v for k, v in request.context.items() if k not in self._placeholders},
             request_id=request.request_id,
         )
         return Decision(

@@ -29,7 +29,8 @@ def client(service_settings):
 
 
 def test_unknown_customer_gets_an_answer_and_the_decision_reaches_kafka(client, service_settings):
-    response = client.post("/v1/recommendations", json={"customer_id": "never-seen", "k": 2})
+    response = client.post("/v1/recommendations", json={
+        "customer_id": "never-seen", "k": 2, "context": {"first_name": "Lan", "page": "home"}})
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["known_customer"] is False
@@ -52,6 +53,9 @@ def test_unknown_customer_gets_an_answer_and_the_decision_reaches_kafka(client, 
     assert [a.propensity for a in logged.actions] == [a["propensity"] for a in body["actions"]]
     assert set(logged.candidates) >= {a["action_id"] for a in body["actions"]}
     assert logged.features["known"] is False and logged.features["phase"] == "pre_purchase"
+    assert logged.features["page"] == "home" and logged.context == {"page": "home"}
+    # Message placeholders fill templates; they are neither features nor logged.
+    assert "first_name" not in logged.features
 
 
 def test_messages_are_rendered_in_the_context_language(client, put_profile):
