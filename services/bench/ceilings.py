@@ -40,6 +40,7 @@ def http_ceiling(system: SystemUnderTest, rate: float, duration_s: float,
         action = post_action(endpoint, "/v1/empty", lambda i: EMPTY_BODY, {})
         fixed = loadgen.run(loadgen.open_loop(endpoint.host, endpoint.port, action, rate,
                                               duration_s))
+        loadgen.run(loadgen.settle(endpoint.host, endpoint.port))
         maximum = loadgen.run(loadgen.closed_loop(endpoint.host, endpoint.port, action,
                                                   concurrency, duration_s))
     finally:

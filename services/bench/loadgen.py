@@ -251,3 +251,27 @@ def run(coroutine: Awaitable):
     except ImportError:
         return asyncio.run(coroutine)  # type: ignore[arg-type]
     return uvloop.run(coroutine)  # type: ignore[arg-type]
+
+
+async def settle(host: str, port: int, quiet_ms: float = 20.0, limit_s: float = 30.0) -> float:
+    """Waits until the server answers /healthz quickly three times in a row (its backlog of
+    abandoned requests is gone); returns the seconds waited."""
+    started = time.perf_counter()
+    connection = Connection(host, port)
+    quick = 0
+    try:
+        while quick < 3 and time.perf_counter() - started < limit_s:
+            t0 = time.perf_counter()
+            try:
+                await asyncio.wait_for(connection.request("GET", "/healthz"), 5)
+            except (OSError, HttpError, TimeoutError):
+                connection.close()
+                await asyncio.sleep(0.2)
+                quick = 0
+                continue
+            quick = quick + 1 if (time.perf_counter() - t0) * 1000 < quiet_ms else 0
+            await asyncio.sleep(0.05)
+    finally:
+        connection.close()
+    return time.perf_counter() - started
+

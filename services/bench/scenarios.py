@@ -90,6 +90,19 @@ class Context:
         return self.ceilings.get("http", {}).get("max_requests_per_s")
 
 
+def _open_then_closed(endpoint: Endpoint, action, rate: float, duration_s: float,
+                      concurrency: int) -> tuple[RunResult, RunResult]:
+    """The fixed-rate run, then the maximum-rate run once the server has drained what the
+    first one left behind (requests a client gave up on are still served)."""
+    fixed = loadgen.run(loadgen.open_loop(endpoint.host, endpoint.port, action, rate,
+                                          duration_s))
+    loadgen.run(loadgen.settle(endpoint.host, endpoint.port))
+    maximum = loadgen.run(loadgen.closed_loop(endpoint.host, endpoint.port, action,
+                                              concurrency, duration_s / 2))
+    loadgen.run(loadgen.settle(endpoint.host, endpoint.port))
+    return fixed, maximum
+
+
 def _latency_text(run: RunResult) -> str:
     latency = run.latency()
     return (f"p50 {latency.p50_ms:.1f} ms, p99 {latency.p99_ms:.1f} ms at "
@@ -106,10 +119,8 @@ def single_ingest(ctx: Context) -> Outcome:
     bodies = dataset.single_bodies(dataset.live_events(ctx.now, count, "s1", seed=11))
     action = post_action(endpoint, "/v1/events", dataset.cycle_bodies(bodies),
                          ctx.system.auth_headers)
-    fixed = loadgen.run(loadgen.open_loop(endpoint.host, endpoint.port, action,
-                                          plan.single_rate, plan.duration_s))
-    maximum = loadgen.run(loadgen.closed_loop(endpoint.host, endpoint.port, action,
-                                              plan.closed_concurrency, plan.duration_s / 2))
+    fixed, maximum = _open_then_closed(endpoint, action, plan.single_rate, plan.duration_s,
+                                       plan.closed_concurrency)
     p99 = fixed.latency().p99_ms
     share = maximum.achieved_rate / ctx.http_max if ctx.http_max else None
     return Outcome(
@@ -133,6 +144,7 @@ def batch_ingest(ctx: Context, backend: str = "kafka-python") -> Outcome:
                          ctx.system.auth_headers)
     run = loadgen.run(loadgen.closed_loop(endpoint.host, endpoint.port, action,
                                           plan.batch_concurrency, plan.duration_s))
+    loadgen.run(loadgen.settle(endpoint.host, endpoint.port))
     run.items_per_request = plan.batch_size
     rate = run.items_per_s
     raw = ctx.ceilings.get("kafka", {}).get("produce_kafka_python", {}).get("messages_per_s")
@@ -229,6 +241,7 @@ def event_to_profile(ctx: Context) -> Outcome:
 
     run = loadgen.run(loadgen.open_loop(ingestion.host, ingestion.port, action, rate,
                                         plan.duration_s, timeout_s=8))
+    loadgen.run(loadgen.settle(ingestion.host, ingestion.port))
     run.items_per_request = plan.e2p_batch
     summary = LatencySummary.of(delays)
     met = summary.count > 0 and summary.p99_ms < 250 and not missing and run.errors == 0
@@ -255,10 +268,8 @@ def recommendations(ctx: Context, candidates: int) -> Outcome:
                             "context": {"locale": "vi"}}) for _ in range(5000)]
     action = post_action(endpoint, "/v1/recommendations", lambda i: bodies[i % len(bodies)],
                          ctx.system.auth_headers)
-    fixed = loadgen.run(loadgen.open_loop(endpoint.host, endpoint.port, action,
-                                          plan.recommendation_rate, plan.duration_s))
-    maximum = loadgen.run(loadgen.closed_loop(endpoint.host, endpoint.port, action,
-                                              plan.closed_concurrency, plan.duration_s / 2))
+    fixed, maximum = _open_then_closed(endpoint, action, plan.recommendation_rate,
+                                       plan.duration_s, plan.closed_concurrency)
     p99 = fixed.latency().p99_ms
     share = maximum.achieved_rate / ctx.http_max if ctx.http_max else None
     outcome = Outcome(
@@ -291,10 +302,8 @@ def webhook_ingest(ctx: Context) -> Outcome:
     async def action(index: int, intended: float, connection: loadgen.Connection) -> int:
         return (await connection.send(signed[next(counter) % len(signed)])).status
 
-    fixed = loadgen.run(loadgen.open_loop(endpoint.host, endpoint.port, action, rate,
-                                          plan.duration_s))
-    maximum = loadgen.run(loadgen.closed_loop(endpoint.host, endpoint.port, action,
-                                              plan.closed_concurrency, plan.duration_s / 2))
+    fixed, maximum = _open_then_closed(endpoint, action, rate, plan.duration_s,
+                                       plan.closed_concurrency)
     share = maximum.achieved_rate / ctx.http_max if ctx.http_max else None
     if fixed.ok == 0:
         return Outcome("webhook_ingest", title, status="failed",

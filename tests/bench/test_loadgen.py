@@ -14,6 +14,7 @@ from services.bench.loadgen import (
     open_loop,
     read_response,
     send_offsets,
+    settle,
 )
 
 
@@ -161,3 +162,16 @@ def test_open_loop_backlog_limit_counts_instead_of_queueing():
     assert result.scheduled == 20
     assert result.failures["backlog"] >= 10
     assert result.ok + result.failures["backlog"] + result.failures["timeout"] == 20
+
+
+def test_settle_waits_for_quick_answers_and_gives_up_at_its_limit():
+    async def scenario():
+        fast, fast_port = await _serial_server(0.001)
+        slow, slow_port = await _serial_server(0.05)
+        async with fast, slow:
+            return (await settle("127.0.0.1", fast_port),
+                    await settle("127.0.0.1", slow_port, quiet_ms=20, limit_s=0.5))
+
+    quick, limited = asyncio.run(scenario())
+    assert quick < 0.5
+    assert 0.5 <= limited < 1.5
