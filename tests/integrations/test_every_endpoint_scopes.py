@@ -86,7 +86,6 @@ def test_every_operation_needs_its_scope_or_is_knowingly_public(apps):
                                                "profiles:read", "profiles:erase", "admin"}
 
 
-@pytest.mark.xfail(strict=True, reason="the analytics API does not ask for a key yet")
 def test_analytics_endpoints_need_a_key(apps):
     services, _ = apps
     open_ones = [path for name, method, path in operations(apps) if ANALYTICS.match(path)
