@@ -28,12 +28,12 @@ def test_live_events_happened_in_the_last_hour_and_are_valid():
 
 def test_every_pass_over_the_bodies_gets_new_event_ids():
     bodies = dataset.batch_bodies(dataset.live_events(NOW, 100, "t", seed=2), 50)
+    body_for = dataset.cycle_bodies(bodies)
     ids = set()
-    for round_number in range(3):
-        for body in bodies:
-            events = orjson.loads(dataset.with_fresh_ids(body, round_number))["events"]
-            assert len(events) == 50
-            ids.update(e["event_id"] for e in events)
+    for index in range(6):  # three passes over two bodies
+        events = orjson.loads(body_for(index))["events"]
+        assert len(events) == 50
+        ids.update(e["event_id"] for e in events)
     assert len(ids) == 300
 
 
