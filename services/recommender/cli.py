@@ -101,7 +101,7 @@ def _train(args: argparse.Namespace) -> int:
             )
             progress.update(task, advance=1)
         version = ModelRegistry(args.registry).register(args.out) if args.registry else None
-    except (LogFormatError, ModelStoreError, RegistryError) as exc:
+    except (LogFormatError, ModelStoreError, RegistryError, ValueError) as exc:
         return _fail(console, str(exc))
     report = policy.fit_report_
     table = Table(title=f"trained on {len(log)} decisions, {len(log.action_ids)} actions")

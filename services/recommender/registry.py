@@ -65,14 +65,16 @@ class PromotionGate:
         candidate = (evaluation.get("candidate") or {}).get(self.estimator)
         if candidate is None:
             return f"no {self.estimator} estimate in the manifest"
-        value = candidate["ci_low"] if self.use_lower_bound else candidate["value"]
+        value = candidate.get("ci_low" if self.use_lower_bound else "value")
         label = f"{self.estimator}{' lower bound' if self.use_lower_bound else ''}"
+        if value is None:
+            return f"the {label} estimate is not a finite number"
         for name in ("logging", "current"):
             baseline = evaluation.get(name)
             if not baseline:
                 continue
             reference = baseline.get(self.estimator, baseline.get("on_policy"))
-            if reference is None:
+            if reference is None or reference.get("value") is None:
                 continue
             if value <= reference["value"] + self.min_lift:
                 return (

@@ -75,3 +75,12 @@ def test_missing_or_foreign_directories(tmp_path):
         load_model(tmp_path)
     with pytest.raises(ModelStoreError, match="cannot store"):
         save_model(object(), tmp_path / "x", NOW)
+
+
+def test_manifest_extra_with_numpy_and_non_finite_numbers_is_valid_json(tmp_path, small_policy):
+    extra = {"C": np.float64("nan"), "value": np.float64(0.25), "bound": float("inf"),
+             "nested": [{"n": np.int64(3)}]}
+    save_model(small_policy, tmp_path / "m", NOW, extra=extra)
+    manifest = json.loads((tmp_path / "m" / MANIFEST_FILE).read_text())
+    assert (manifest["C"], manifest["value"], manifest["bound"]) == (None, 0.25, None)
+    assert manifest["nested"] == [{"n": 3}]

@@ -14,6 +14,8 @@ NOW = "2026-03-02T10:00:00Z"
 
 
 def _estimate(value, half=0.01):
+    if value is None:  # stored as null when the estimate was not finite
+        return {"value": None, "ci_low": None, "ci_high": None, "n": 1000}
     return {"value": value, "ci_low": value - half, "ci_high": value + half, "n": 1000}
 
 
@@ -35,6 +37,7 @@ def make_model(tmp_path, name, policy, candidate, logging=0.1, current=None):
         (PromotionGate(min_lift=0.15), 0.2, 0.1, None, "logging"),
         (PromotionGate(use_lower_bound=True), 0.105, 0.1, None, "lower bound"),
         (PromotionGate(estimator="IPS"), 0.2, 0.1, None, "no IPS estimate"),
+        (PromotionGate(), None, 0.1, None, "not a finite number"),
     ],
 )
 def test_promotion_gate(tmp_path, small_policy, gate, candidate, logging, current, refusal):
