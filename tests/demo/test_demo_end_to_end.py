@@ -28,7 +28,7 @@ from shared.decisions import DecisionRecord
 from shared.settings import Settings
 from shared.touchpoints import load_catalog
 
-CUSTOMERS = 400
+CUSTOMERS = 300
 
 
 @pytest.fixture
