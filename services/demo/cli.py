@@ -89,8 +89,10 @@ async def run_demo(endpoints: Endpoints, options: DemoOptions, catalog: Touchpoi
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                         MofNCompleteColumn(), TimeElapsedColumn(), console=console)
     try:
+        session = DemoSession(http, options, catalog, training_settings, progress)
+        await session.check_services()
         with progress:
-            return await DemoSession(http, options, catalog, training_settings, progress).run()
+            return await session.run()
     finally:
         await http.aclose()
 

@@ -316,8 +316,9 @@ class DemoSession:
         return False
 
     async def run(self) -> Summary:
+        """Every phase after `check_services` (which the caller runs first, before any
+        progress bar, so a stopped service is reported on a clean screen)."""
         started = time.monotonic()
-        await self.check_services()
         self.simulate(datetime.now(UTC))
         phases = phase_counts(self.customers)
         await self.stream_history()

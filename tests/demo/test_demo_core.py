@@ -189,3 +189,34 @@ def test_provider_events_before_the_webhook_subscription_were_imported_through_t
                  if datetime.fromisoformat(e["occurred_at"]) < since]
         assert all(e in customer.api_events for e in moved)
         assert customer.event_count == everything.event_count
+
+
+def test_a_stopped_service_stops_the_demo_with_what_to_do():
+    import asyncio
+
+    import httpx
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from services.demo.session import DemoOptions, DemoSession
+    from services.demo.transport import Endpoints, Http, ServiceDownError
+    from shared.settings import Settings
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.port == 8003:
+            raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(200, json={"status": "ok"})
+
+    async def check() -> None:
+        http = Http(Endpoints("http://127.0.0.1:8001", "http://127.0.0.1:8002",
+                              "http://127.0.0.1:8003", None),
+                    transport=httpx.MockTransport(handler))
+        session = DemoSession(http, DemoOptions(), CATALOG, Settings(),
+                              Progress(console=Console(file=None, quiet=True)))
+        try:
+            await session.check_services()
+        finally:
+            await http.aclose()
+
+    with pytest.raises(ServiceDownError, match=r"recommender .* start it with `make run`"):
+        asyncio.run(check())
