@@ -77,6 +77,9 @@ def service_settings(settings: Settings, tmp_path: Path) -> Settings:
         "auth_disabled": True,
         "rate_limit_enabled": False,
         "recommender_holdout_share": 0.0,
+        # A busy test machine must not turn answers into degraded ones; the degraded tests
+        # set their own short timeout.
+        "recommender_profile_timeout_ms": 2000,
         "recommender_model_poll_s": 0.2,
         "model_registry_dir": tmp_path / "models",
     })
