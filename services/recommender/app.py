@@ -18,6 +18,7 @@ from services.recommender.api import routes
 from services.recommender.api.deps import RecommenderMetrics, Runtime
 from services.recommender.decision_log import DecisionSink, KafkaDecisionLog
 from services.recommender.eligibility import ContactPolicy
+from services.recommender.model_source import RegistryModelSource
 from services.recommender.policies.cold_start import BetaPriorPolicy
 from services.recommender.policies.exploration import make_strategy
 from services.recommender.profile_reader import ProfileReader
@@ -50,15 +51,6 @@ before promotion), then the promoted model (or the cold-start prior), a holdout 
 and exploration so the system keeps learning. Every decision goes to Kafka (`decisions.v1`);
 outcomes come back as touchpoint events carrying the `decision_id`, or via `/v1/feedback`.
 """
-
-
-def registry_source(settings: Settings) -> ModelSource | None:
-    """The model registry's promoted pointer, or None when no registry is installed."""
-    try:
-        from services.recommender.model_source import RegistryModelSource
-    except ModuleNotFoundError:
-        return None
-    return RegistryModelSource(settings.model_registry_dir)
 
 
 def validate_levers(levers: dict[str, float], catalog: ActionCatalog) -> None:
@@ -99,7 +91,8 @@ def create_app(
 
     prior = PriorScorer.from_catalog(catalog, settings.recommender_prior_exploration)
     models = ModelHolder(
-        prior, compile_model, model_source or registry_source(settings),
+        prior, compile_model,
+        model_source or RegistryModelSource(settings.model_registry_dir),
         on_loaded=loaded,
         on_refused=lambda version, error: metrics.model_refusals.labels(error).inc(),
     )
