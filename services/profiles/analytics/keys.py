@@ -14,10 +14,8 @@ lists every key. All keys live under `<namespace>:an`:
                                        view v = ch (channel) or tp (touchpoint): v|jn, v|jc, v|jr
                                        journeys, conversions, revenue; v|t|<from>><to>
                                        transitions (from ^ = start); v|e|<key>|c or n journeys
-                                       ending there; v|s|<sorted,keys>|c, r per coalition that
-                                       converted; v|m|<model>|<key>|c, r credit of the rule-based
-                                       and time-decay models
-    :d:<bucket>:<segment>:att:<v>:n hash journeys per coalition (<sorted,keys> -> count)
+                                       ending there; v|s|<sorted,keys>|n, c, r per coalition;
+                                       v|m|<model>|<key>|c, r credit of the rule-based models
     :d:<day>:<segment>:flow      hash  Sankey: <facet>|n|<depth>:<value>, <facet>|l|<from>><to>
     :d:<cohort day>:funnel       hash  <first channel>|<stage>|n, |w<bucket>, |ws (wait seconds)
     :d:<day>:drop                hash  non-buyers by the touchpoint|channel of their last event
@@ -59,10 +57,6 @@ def reach_key(namespace: str, day: date | str, dim: str) -> str:
 
 def purchases_key(namespace: str, day: date | str) -> str:
     return day_key(namespace, day, "purchases")
-
-
-def coalition_journeys_key(namespace: str, bucket: date | str, segment: str, view: str) -> str:
-    return attribution_key(namespace, bucket, segment, view) + ":n"
 
 
 def week_bucket(day: date) -> str:

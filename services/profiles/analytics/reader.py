@@ -153,22 +153,12 @@ class AnalyticsReader:
 
     def attribution(self, filters: Filters, key: str = "channel") -> Attribution:
         view = "ch" if key == "channel" else "tp"
-        places = [(b, s) for b in keys.range_buckets(filters.date_from, filters.date_to)
-                  for s in self._segments(filters)]
+        buckets = keys.range_buckets(filters.date_from, filters.date_to)
         sums = self.store.summed(
-            [keys.attribution_key(self.namespace, b, s, view) for b, s in places]
+            [keys.attribution_key(self.namespace, b, s, view) for b in buckets
+             for s in self._segments(filters)]
         )
-        # Journeys per coalition, read only for the coalitions that converted: the others
-        # have value 0 in the Shapley game and never change a result.
-        converting = sorted({
-            field[len(view) + 3 : -2] for field in sums
-            if field.startswith(f"{view}|s|") and field.endswith("|c")
-        })
-        journeys = self.store.summed_fields(
-            [keys.coalition_journeys_key(self.namespace, b, s, view) for b, s in places],
-            converting,
-        )
-        aggregates = journey_aggregates(sums, view, dict(zip(converting, journeys, strict=True)))
+        aggregates = journey_aggregates(sums, view)
         results = attribute_aggregates(aggregates)
         all_keys = sorted(
             {k for pair in aggregates.transitions for k in pair if k != START}
@@ -337,11 +327,8 @@ def _bucket_median_hours(bucket_counts: list[float]) -> float | None:
     return None
 
 
-def journey_aggregates(
-    sums: dict[str, float], view: str, coalition_journeys: dict[str, float]
-) -> JourneyAggregates:
-    """The attribution sums of one view (`ch` or `tp`) from the summed `:att` hashes and the
-    journeys of each converting coalition."""
+def journey_aggregates(sums: dict[str, float], view: str) -> JourneyAggregates:
+    """The attribution sums of one view (`ch` or `tp`) from the summed `:att` hashes."""
     totals = {"jn": 0.0, "jc": 0.0, "jr": 0.0}
     transitions: dict[tuple[str, str], float] = {}
     ends: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
@@ -368,8 +355,6 @@ def journey_aggregates(
         elif kind == "m":
             model, name, metric = rest.split("|")
             credits[model][0 if metric == "c" else 1][name] = value
-    for members, journeys in coalition_journeys.items():
-        coalitions[members][0] = journeys
     return JourneyAggregates(
         journeys=int(totals["jn"]), conversions=int(totals["jc"]), revenue=totals["jr"],
         transitions=transitions, ends={k: (c, n) for k, (c, n) in ends.items()},

@@ -129,23 +129,6 @@ class AnalyticsStore:
                 totals[field] += float(value)
         return totals
 
-    def summed_fields(self, key_names: Sequence[str], fields: Sequence[str]) -> list[float]:
-        """Sum over many hashes of the given fields only (missing fields count 0)."""
-        if not fields or not key_names:
-            return [0.0] * len(fields)
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            for name in key_names:
-                pipe.hmget(name, fields)
-            totals = [0.0] * len(fields)
-            for values in pipe.execute():
-                for i, value in enumerate(values):
-                    if value is not None:
-                        totals[i] += float(value)
-            return totals
-        except redis.RedisError as exc:
-            raise StoreUnavailableError(f"analytics store: {exc}") from exc
-
     def per_day(self, key_names: Sequence[str]) -> list[dict[str, str]]:
         return self._hashes(key_names)
 

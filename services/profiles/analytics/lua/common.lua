@@ -93,8 +93,8 @@ local function count_journey(day, segment, touches, converted, revenue, half_lif
       if not seen[name] then seen[name] = true; set[#set + 1] = name end
     end
     table.sort(set)
-    local members = table.concat(set, ',')
-    local coalition = v .. 's|' .. members
+    local coalition = v .. 's|' .. table.concat(set, ',')
+    add(coalition .. '|n', 1)
     if converted then
       add(v .. 'jc', 1)
       add_float(v .. 'jr', revenue)
@@ -128,8 +128,6 @@ local function count_journey(day, segment, touches, converted, revenue, half_lif
       local key = day_key(bucket, segment .. ':att:' .. view)
       for field, n in pairs(counts) do redis.call('HINCRBY', key, field, n) end
       for field, x in pairs(amounts) do redis.call('HINCRBYFLOAT', key, field, x) end
-      -- Journeys per coalition apart: a query reads them only for coalitions that converted.
-      redis.call('HINCRBY', key .. ':n', members, 1)
     end
   end
 end
