@@ -221,3 +221,21 @@ def test_quiet_journeys_close_as_non_converted_once_the_window_passed(store):
     by_touchpoint = hashes(store, "prospect:att:tp", "2027-01-10")
     assert by_touchpoint["tp|t|ads.click>email.click"] == "1"
     assert by_touchpoint["tp|e|email.click|n"] == "1"
+
+
+def test_attribution_answers_are_kept_for_the_cache_time_only(store):
+    now = [1000.0]
+    reader = AnalyticsReader(store, load_catalog(), TouchpointCosts(),
+                             ReaderConfig(attribution_cache_s=30), clock=lambda: now[0])
+    filters = Filters(date_from=date(2027, 1, 1), date_to=date(2027, 1, 31))
+    store.record([event("c1", 0, 0, "ads.click"),
+                  event("c1", 1, 5, "web.purchase", value=10.0)], [], 1)
+    first = reader.attribution(filters)
+    assert first.converted_journeys == 1
+    store.record([event("c2", 0, 0, "email.click"),
+                  event("c2", 1, 5, "web.purchase", value=10.0)], [], 1)
+    now[0] += 29
+    assert reader.attribution(filters) is first
+    assert reader.attribution(filters, "touchpoint").converted_journeys == 2  # another question
+    now[0] += 2
+    assert reader.attribution(filters).converted_journeys == 2

@@ -12,7 +12,10 @@ listed in docs/analytics.md.
 
 from __future__ import annotations
 
-from collections import defaultdict
+import threading
+import time
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -59,17 +62,24 @@ class ReaderConfig:
     conversion_window_days: int = 7
     inactivity_days: int = 30
     half_life_days: float = 7.0
+    # Attribution over a long range is the one costly answer (Shapley over many coalitions);
+    # a dashboard asks for the same one again on every filter change, so it is kept briefly.
+    attribution_cache_s: float = 30.0
+    attribution_cache_entries: int = 32
 
 
 class AnalyticsReader:
     def __init__(
         self, store: AnalyticsStore, catalog: TouchpointCatalog, costs: TouchpointCosts,
-        config: ReaderConfig,
+        config: ReaderConfig, clock: Callable[[], float] = time.monotonic,
     ):
         self.store = store
         self.catalog = catalog
         self.costs = costs
         self.config = config
+        self.clock = clock
+        self._attribution_cache: OrderedDict[tuple, tuple[float, Attribution]] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     @property
     def namespace(self) -> str:
@@ -152,6 +162,23 @@ class AnalyticsReader:
     # -- attribution --------------------------------------------------------------------
 
     def attribution(self, filters: Filters, key: str = "channel") -> Attribution:
+        """All models side by side; the same question within `attribution_cache_s` seconds
+        gets the same answer without reading Redis again."""
+        cache_key = (filters, key)
+        now = self.clock()
+        with self._cache_lock:
+            hit = self._attribution_cache.get(cache_key)
+            if hit is not None and hit[0] > now:
+                return hit[1]
+        answer = self._attribution(filters, key)
+        with self._cache_lock:
+            self._attribution_cache[cache_key] = (now + self.config.attribution_cache_s, answer)
+            self._attribution_cache.move_to_end(cache_key)
+            while len(self._attribution_cache) > self.config.attribution_cache_entries:
+                self._attribution_cache.popitem(last=False)
+        return answer
+
+    def _attribution(self, filters: Filters, key: str) -> Attribution:
         view = "ch" if key == "channel" else "tp"
         buckets = keys.range_buckets(filters.date_from, filters.date_to)
         sums = self.store.summed(
