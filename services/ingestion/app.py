@@ -17,6 +17,7 @@ from services.web.errors import install_error_handlers
 from services.web.health import health_router
 from services.web.observability import instrument
 from services.web.rate_limit import install_rate_limit
+from services.web.tracing import setup_tracing
 from shared.api_keys import KeyStore
 from shared.settings import Settings
 from shared.touchpoints import load_catalog
@@ -29,7 +30,10 @@ customer so that each customer's events stay in order. A 202 means Kafka has the
 
 
 def create_app(
-    settings: Settings, publisher: Publisher | None = None, key_store: KeyStore | None = None
+    settings: Settings,
+    publisher: Publisher | None = None,
+    key_store: KeyStore | None = None,
+    span_exporter=None,
 ) -> FastAPI:
     registry = CollectorRegistry()
     runtime = Runtime(
@@ -57,5 +61,6 @@ def create_app(
     app.include_router(health_router("ingestion", {"kafka": runtime.publisher.check}))
     app.include_router(api.router, tags=["events"])
     api.document_event_schema(app)
+    setup_tracing(app, "ingestion", settings, span_exporter)
     app.include_router(webhook_router(settings))
     return app
