@@ -43,14 +43,17 @@ class ProfileReader:
 
     @classmethod
     def from_url(cls, url: str, base_namespace: str, timeout_s: float) -> ProfileReader:
-        client = aioredis.Redis.from_url(
+        # A burst beyond the pool waits (up to the timeout) for a free connection instead of
+        # failing at once, as the plain pool would.
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
+            max_connections=64,
+            timeout=timeout_s,
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
             health_check_interval=0,
-            max_connections=64,
         )
-        return cls(client, base_namespace, timeout_s)
+        return cls(aioredis.Redis(connection_pool=pool), base_namespace, timeout_s)
 
     @property
     def namespace(self) -> str:
