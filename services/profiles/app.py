@@ -23,6 +23,7 @@ from services.web.errors import install_error_handlers
 from services.web.health import health_router
 from services.web.observability import instrument
 from services.web.rate_limit import install_rate_limit
+from services.web.tracing import setup_tracing
 from shared.errors import StoreUnavailableError
 from shared.settings import Settings
 from shared.touchpoints import load_catalog
@@ -104,6 +105,7 @@ def create_app(
     install_rate_limit(app, settings, registry)
     install_body_limit(app, settings.max_body_bytes)
     instrument(app, registry, "profiles")
+    setup_tracing(app, "profiles", settings)
 
     def redis_ready() -> None:
         if runtime.redis is None:
