@@ -25,6 +25,7 @@ from rich.table import Table
 
 from services.bench import dataset, history_load, report
 from services.devstack.broker import EmbeddedBroker
+from services.devstack.lifetime import die_with_parent
 from services.devstack.redis import EmbeddedRedis
 from shared.settings import Settings
 from shared.touchpoints import load_catalog
@@ -40,7 +41,7 @@ def _run(settings: Settings, env: dict[str, str], processes: int, records: list,
         children.append(subprocess.Popen(
             [sys.executable, "-u", "-m", "services.bench.consumer_process"], env=env,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-            start_new_session=True))
+            start_new_session=True, preexec_fn=die_with_parent))
     for child in children:
         assert child.stdout is not None
         child.stdout.readline()  # "ready"

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.devstack.broker import EmbeddedBroker
+from services.devstack.lifetime import die_with_parent
 from services.devstack.redis import EmbeddedRedis, free_port
 from services.devstack.runner import SERVICES, Stack, _wait_healthy, development_key
 from shared.settings import Settings
@@ -67,7 +68,7 @@ class SystemUnderTest:
         log = (self.log_dir / f"{name}.log").open("a")
         process = subprocess.Popen(
             [sys.executable, "-u", "-m", module], env=env, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent,
         )
         self.stack.processes[name] = process
         if not _wait_healthy(port, process, timeout_s):

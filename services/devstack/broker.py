@@ -13,6 +13,8 @@ import subprocess
 import sys
 import time
 
+from services.devstack.lifetime import die_with_parent
+
 
 def serve(num_brokers: int = 3) -> None:
     from confluent_kafka import Producer
@@ -42,7 +44,7 @@ class EmbeddedBroker:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "services.devstack.broker", str(self.num_brokers)],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + timeout_s
         line = self.process.stdout.readline().strip() if self.process.stdout else ""

@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from services.devstack.lifetime import die_with_parent
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -38,7 +40,8 @@ class EmbeddedRedis:
             args += ["--dir", str(self.data_dir.resolve()), "--appendonly", "yes"]
         else:
             args += ["--appendonly", "no"]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, start_new_session=True,
+                                        preexec_fn=die_with_parent)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:

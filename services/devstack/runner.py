@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.devstack.broker import EmbeddedBroker
+from services.devstack.lifetime import die_with_parent
 from services.devstack.redis import EmbeddedRedis, free_port
 from services.devstack.webhook_secrets import ensure_webhook_secrets, write_stack_file
 from shared.settings import load_settings
@@ -142,6 +143,7 @@ def run_stack() -> int:
             process = subprocess.Popen(
                 [sys.executable, "-u", "-m", module], env=stack.env, text=True,
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=die_with_parent,
             )
             stack.processes[name] = process
             threading.Thread(target=_pump, args=(name, process.stdout), daemon=True).start()

@@ -17,6 +17,7 @@ from services.demo.cli import run_demo, summary_dict
 from services.demo.session import DemoOptions
 from services.demo.summary import render
 from services.demo.transport import Endpoints
+from services.devstack.lifetime import die_with_parent
 from services.devstack.redis import free_port
 from services.devstack.runner import SERVICES, _wait_healthy
 from services.devstack.webhook_secrets import ensure_webhook_secrets
@@ -61,7 +62,8 @@ def stack(tmp_path: Path, redis_server, kafka_broker, test_id):
         for name, module, _setting in SERVICES:
             log = (tmp_path / f"{name}.log").open("w")
             process = subprocess.Popen([sys.executable, "-m", module], env=env, stdout=log,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
+                                       stderr=subprocess.STDOUT, start_new_session=True,
+                                       preexec_fn=die_with_parent)
             processes.append(process)
         for (name, _, setting), process in zip(SERVICES, processes, strict=True):
             assert _wait_healthy(ports[setting], process, 60), \

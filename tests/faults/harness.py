@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from services.devstack.lifetime import die_with_parent
 from services.profiles.app import create_app as profile_app
 from services.reliability.reconcile import Outcome, ProfileCount
 from shared.settings import Settings
@@ -151,7 +152,7 @@ class ConsumerProcess:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "services.profiles", "consume"], cwd=ROOT,
                 env=settings_env(self.settings), stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                start_new_session=True, preexec_fn=die_with_parent)
         time.sleep(0.5)
         if self.process.poll() is not None:
             raise RuntimeError(f"the profile consumer exited with {self.process.returncode}")

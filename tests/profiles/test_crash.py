@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from services.devstack.lifetime import die_with_parent
 from services.profiles.store import ProfileStore
 from shared.settings import Settings
 from shared.touchpoints import load_catalog
@@ -38,7 +39,7 @@ def _environment(settings: Settings) -> dict[str, str]:
 def _start(settings: Settings) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "services.profiles", "consume"],
                             env=_environment(settings), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
 
 
 def _applied(store: ProfileStore) -> int:
