@@ -25,6 +25,7 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 _STOP = object()
+DECISION_LINGER_MS = 100
 
 
 class DecisionSink(Protocol):
@@ -51,7 +52,10 @@ def producer_options(settings: Settings) -> dict:
     return {
         **kafka_client_options(settings),
         "acks": settings.kafka_acks if settings.kafka_acks == "all" else int(settings.kafka_acks),
-        "linger_ms": settings.kafka_linger_ms,
+        # Nobody waits for a decision to be acknowledged, so batches may fill for longer:
+        # at a few hundred decisions per second, one produce request per record would cost
+        # more CPU than the decision itself.
+        "linger_ms": max(settings.kafka_linger_ms, DECISION_LINGER_MS),
         "compression_type": None
         if settings.kafka_compression == "none"
         else settings.kafka_compression,
