@@ -141,6 +141,14 @@ def export_profile(customer_id: CustomerId, store: Store, runtime: Runtime) -> d
     }
 
 
+def erase_analytics_state(runtime: Runtime, subjects: list[str]) -> None:
+    try:
+        from services.profiles.analytics.store import erase_customers
+    except ImportError:
+        return
+    erase_customers(runtime.redis, runtime.settings.redis_namespace, subjects)
+
+
 @router.delete(
     "/{customer_id}", summary="Erase a person",
     responses={200: {"content": {"application/json": {"example": {
@@ -155,5 +163,6 @@ def erase_profile(customer_id: CustomerId, store: Store, runtime: Runtime) -> di
     records it (events may be on their way). Idempotent."""
     now = runtime.now()
     report = store.erase(customer_id, epoch_ms(now))
+    erase_analytics_state(runtime, [customer_id, *report.aliases])
     return {"customer_id": customer_id, "erased_at": now.isoformat(), "existed": report.existed,
             "anonymous_ids": report.aliases, "keys_deleted": report.keys_deleted}

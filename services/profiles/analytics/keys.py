@@ -121,3 +121,11 @@ def watermark_key(namespace: str) -> str:
 
 def open_journeys_key(namespace: str) -> str:
     return f"{prefix(namespace)}:open"
+
+
+CUSTOMER_STATE = ("s", "tx", "seen", "dec")
+
+
+def customer_state_keys(namespace: str, subject: str) -> list[str]:
+    """Every per-customer key (the Lua scripts build the same names)."""
+    return [f"{prefix(namespace)}:c:{subject}:{name}" for name in CUSTOMER_STATE]

@@ -154,3 +154,12 @@ class AnalyticsStore:
             return int(self.client.get(keys.watermark_key(self.namespace)) or 0)
         except redis.RedisError as exc:
             raise StoreUnavailableError(f"analytics store: {exc}") from exc
+
+
+def erase_customers(client: redis.Redis, namespace: str, subjects: list[str]) -> int:
+    """Deletes the per-customer analytics state of erased people (the aggregates hold no ids)."""
+    pipe = client.pipeline(transaction=True)
+    for subject in subjects:
+        pipe.delete(*keys.customer_state_keys(namespace, subject))
+        pipe.zrem(keys.open_journeys_key(namespace), subject)
+    return sum(int(n) for n in pipe.execute()[0::2])
