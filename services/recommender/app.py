@@ -36,6 +36,7 @@ from services.web.errors import install_error_handlers
 from services.web.health import health_router
 from services.web.observability import instrument
 from services.web.rate_limit import install_rate_limit
+from services.web.tracing import setup_tracing
 from shared.actions import ActionCatalog, load_actions
 from shared.api_keys import KeyStore
 from shared.settings import Settings
@@ -179,4 +180,5 @@ def create_app(
         "model": model_ready,
     }))
     app.include_router(routes.router, tags=["recommendations"])
+    setup_tracing(app, "recommender", settings)
     return app
