@@ -28,7 +28,7 @@ from services.recommender.learning import (
 from services.recommender.serving import Candidate, Decision, DecisionRequest
 from services.web.auth import require_scope
 from shared.errors import StoreUnavailableError
-from shared.events import EventContext, TouchpointEvent
+from shared.events import ValidationRules, validate_event
 from shared.stream import event_record
 
 log = logging.getLogger(__name__)
@@ -161,22 +161,21 @@ def feedback(body: FeedbackRequest, runtime: RuntimeDep) -> FeedbackResponse:
                        f"{body.outcome!r} on channel {channel!r}", "missing")
     if touchpoint not in runtime.touchpoints:
         raise _invalid(("touchpoint",), f"unknown touchpoint {touchpoint!r}", "unknown_touchpoint")
-    if body.value is not None and body.currency is None:
-        raise _invalid(("currency",), "is required when value is set", "missing")
-    occurred_at = body.occurred_at or datetime.now(UTC)
-    event = TouchpointEvent(
-        event_id=body.feedback_id or feedback_event_id(body.decision_id, body.action_id,
-                                                       body.outcome),
-        customer_id=body.customer_id,
-        occurred_at=occurred_at,
-        received_at=datetime.now(UTC),
-        touchpoint=touchpoint,
-        context=EventContext(decision_id=body.decision_id, action_id=body.action_id),
-        value=body.value,
-        currency=body.currency,
-        properties={OUTCOME_PROPERTY: body.outcome},
-        source="recommender",
-    )
+    now = datetime.now(UTC)
+    occurred_at = body.occurred_at or now
+    # The same validation as POST /v1/events: time bounds, catalog, value and currency.
+    rules = ValidationRules(runtime.touchpoints, now, runtime.settings.max_future_skew_s)
+    event = validate_event({
+        "event_id": body.feedback_id or feedback_event_id(body.decision_id, body.action_id,
+                                                          body.outcome),
+        "customer_id": body.customer_id,
+        "occurred_at": occurred_at,
+        "touchpoint": touchpoint,
+        "context": {"decision_id": body.decision_id, "action_id": body.action_id},
+        "value": body.value,
+        "currency": body.currency,
+        "properties": {OUTCOME_PROPERTY: body.outcome},
+    }, rules, source="recommender")
     runtime.feedback_publisher.publish(runtime.settings.topic_touchpoints, [event_record(event)])
     runtime.metrics.feedback.labels(body.outcome).inc()
     return FeedbackResponse(
