@@ -174,6 +174,10 @@ class Settings(BaseSettings):
         3600.0, gt=0, description="Longest delay between two delivery attempts."
     )
     outbound_timeout_s: float = Field(10.0, gt=0, description="Timeout of one delivery request.")
+    outbound_enabled: bool = Field(
+        False, description="Deliver signed webhooks to subscribers from the recommender process "
+        "(`make run`, compose and Kubernetes switch it on)."
+    )
     outbound_consumer_group: str = Field(
         "touchpoint-outbound", description="Consumer group reading decisions for subscribers."
     )

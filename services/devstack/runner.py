@@ -117,6 +117,7 @@ def run_stack() -> int:
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     stack = Stack(env=dict(os.environ))
+    stack.env.setdefault("OUTBOUND_ENABLED", "true")
     stopping = threading.Event()
 
     def _interrupt(*_: object) -> None:

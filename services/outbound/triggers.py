@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 import redis
@@ -20,6 +21,7 @@ from pydantic import ValidationError
 
 from services.outbound import keys
 from services.outbound.dispatcher import try_rewind
+from services.outbound.store import OutboundStore
 from services.streaming.publisher import kafka_client_options
 from shared.events import TouchpointEvent
 from shared.settings import Settings
@@ -41,7 +43,9 @@ def trigger_reason(event: TouchpointEvent, catalog: TouchpointCatalog) -> str | 
 
 class ProfileTriggers:
     def __init__(self, redis_client: redis.Redis, namespace: str, catalog: TouchpointCatalog,
-                 decide: Decide, cooldown_s: int = 3600):
+                 decide: Decide, cooldown_s: int = 3600,
+                 wanted: Callable[[], bool] = lambda: True):
+        self.wanted = wanted  # a decision nobody receives would still count as a contact
         self.redis = redis_client
         self.namespace = namespace
         self.catalog = catalog
@@ -50,6 +54,8 @@ class ProfileTriggers:
 
     def handle(self, values: list[bytes]) -> int:
         asked = 0
+        if not self.wanted():
+            return asked
         for value in values:
             try:
                 event = decode_event(value)
@@ -72,6 +78,20 @@ class ProfileTriggers:
         return asked
 
 
+def subscribed(store: OutboundStore, cache_s: float = 5.0) -> Callable[[], bool]:
+    """True while an enabled subscription exists (looked up at most every `cache_s`)."""
+    state = {"at": float("-inf"), "answer": False}
+
+    def check() -> bool:
+        now = time.monotonic()
+        if now - state["at"] >= cache_s:
+            state["answer"] = any(not sub.disabled for sub in store.all())
+            state["at"] = now
+        return bool(state["answer"])
+
+    return check
+
+
 def start_triggers(settings: Settings, redis_client: redis.Redis, catalog: TouchpointCatalog,
                    decide: Decide, stop_event: threading.Event,
                    from_beginning: bool = False) -> threading.Thread:
@@ -80,7 +100,9 @@ def start_triggers(settings: Settings, redis_client: redis.Redis, catalog: Touch
         group_id=f"{settings.outbound_consumer_group}-triggers", enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
         session_timeout_ms=10_000, heartbeat_interval_ms=1_000)
-    triggers = ProfileTriggers(redis_client, settings.redis_namespace, catalog, decide)
+    triggers = ProfileTriggers(redis_client, settings.redis_namespace, catalog, decide,
+                               wanted=subscribed(OutboundStore(redis_client,
+                                                               settings.redis_namespace)))
 
     def run() -> None:
         try:

@@ -63,6 +63,16 @@ def validate_levers(levers: dict[str, float], catalog: ActionCatalog) -> None:
         raise ValueError(f"RECOMMENDER_ACTION_LEVERS must not be negative: {negative}")
 
 
+def install_outbound_delivery(app: FastAPI, settings: Settings):
+    """Subscriptions, workflow and audience routes, and signed delivery, when enabled."""
+    if not settings.outbound_enabled:
+        return None
+    from services.outbound.wiring import install_outbound
+
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+    return install_outbound(app, settings, client)
+
+
 def create_app(
     settings: Settings,
     model_source: ModelSource | None = None,
@@ -140,9 +150,14 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         poller = asyncio.create_task(follow_registry())
+        if outbound is not None:
+            await outbound.start()
         try:
             yield
         finally:
+            if outbound is not None:
+                await asyncio.to_thread(outbound.stop)
+                outbound.redis.close()
             # Every step is bounded: a hung dependency must not keep the process alive.
             poller.cancel()
             await asyncio.wait({poller}, timeout=2)
@@ -166,6 +181,7 @@ def create_app(
     install_rate_limit(app, settings, registry)
     install_body_limit(app, settings.max_body_bytes)
     instrument(app, registry, "recommender")
+    outbound = install_outbound_delivery(app, settings)
 
     # Readiness runs in a worker thread: it gets a small blocking client of its own.
     probe = redis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)

@@ -9,7 +9,13 @@ from datetime import UTC, datetime
 import pytest
 from kafka import KafkaProducer
 
-from services.outbound.triggers import ProfileTriggers, start_triggers, trigger_reason
+from services.outbound.store import OutboundStore
+from services.outbound.triggers import (
+    ProfileTriggers,
+    start_triggers,
+    subscribed,
+    trigger_reason,
+)
 from shared.events import ValidationRules, validate_event
 from shared.stream import event_record
 from shared.touchpoints import load_catalog
@@ -82,6 +88,8 @@ def test_triggers_from_the_real_topic(settings, redis_client):
                       headers=record.headers)
     producer.flush()
     producer.close()
+    OutboundStore(redis_client, settings.redis_namespace).create(
+        "http://127.0.0.1:9/hook", "whsec_dGVzdA==", ["decision.created"], "test", time.time())
     stop = threading.Event()
     thread = start_triggers(settings, redis_client, CATALOG, decide, stop, from_beginning=True)
     done.wait(15)
@@ -89,3 +97,20 @@ def test_triggers_from_the_real_topic(settings, redis_client):
     stop.set()
     thread.join(10)
     assert sorted(calls) == ["c-7:bad_experience", "c-8:purchase"]
+
+
+def test_no_enabled_subscription_means_no_decision(redis_client, test_id):
+    calls: list[str] = []
+    store = OutboundStore(redis_client, f"t{test_id}")
+    triggers = ProfileTriggers(redis_client, f"t{test_id}", CATALOG,
+                               lambda customer, context: calls.append(customer),
+                               wanted=subscribed(store, cache_s=0))
+    complaint = event_record(event("support.complaint")).value
+    assert triggers.handle([complaint]) == 0
+    sub = store.create("http://127.0.0.1:9/hook", "whsec_dGVzdA==", ["decision.created"],
+                       "test", time.time())
+    store.set_disabled(sub.id, True)
+    assert triggers.handle([complaint]) == 0
+    store.set_disabled(sub.id, False)
+    assert triggers.handle([complaint]) == 1
+    assert len(calls) == 1
