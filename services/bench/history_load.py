@@ -28,8 +28,15 @@ def _progress() -> Progress:
                     TimeElapsedColumn(), transient=True)
 
 
-def produce_history(settings: Settings, now: datetime, customers: int) -> dict[str, Any]:
-    """Simulated histories of `customers` customers onto the touchpoint topic."""
+def produce_history(settings: Settings, now: datetime, customers: int,
+                    pace: Callable[[int], bool] | None = None) -> dict[str, Any]:
+    """Simulated histories of `customers` customers onto the touchpoint topic.
+
+    `pace(sent)` is called after every chunk of acknowledged records and may block: the
+    embedded broker keeps only the latest ~12,500 records per partition, so a history larger
+    than that must be produced no faster than the consumer folds it. When `pace` answers
+    False the loading stops there (time budget spent).
+    """
     simulator = dataset.history_simulator(now)
     catalog = load_catalog(settings.touchpoint_catalog_file)
     identified: list[str] = []
@@ -46,8 +53,8 @@ def produce_history(settings: Settings, now: datetime, customers: int) -> dict[s
     with _progress() as progress:
         task = progress.add_task("loading simulated histories onto Kafka", total=customers)
         sent = _produce(settings, records(),
-                        lambda: progress.update(task, completed=generated[0]))
-    return {"customers": customers, "events": sent, "identified_customers": identified,
+                        lambda: progress.update(task, completed=generated[0]), pace)
+    return {"customers": generated[0], "events": sent, "identified_customers": identified,
             "produce_s": round(time.perf_counter() - started, 2)}
 
 
@@ -56,7 +63,8 @@ def produce_records(settings: Settings, records: Iterator[Record]) -> int:
     return _produce(settings, records, lambda: None)
 
 
-def _produce(settings: Settings, records: Iterator[Record], tick: Callable[[], None]) -> int:
+def _produce(settings: Settings, records: Iterator[Record], tick: Callable[[], None],
+             pace: Callable[[int], bool] | None = None) -> int:
     sent = 0
     try:
         from confluent_kafka import Producer
@@ -73,6 +81,10 @@ def _produce(settings: Settings, records: Iterator[Record], tick: Callable[[], N
             sent += 1
             if sent % 5000 == 0:
                 tick()
+                if pace is not None:
+                    producer.flush(timeout=60)
+                    if not pace(sent):
+                        break
         producer.flush(timeout=300)
         publisher.close()
         return sent
@@ -97,6 +109,10 @@ def _produce(settings: Settings, records: Iterator[Record], tick: Callable[[], N
         if sent % 5000 == 0:
             producer.poll(0)
             tick()
+            if pace is not None:
+                producer.flush(60)
+                if not pace(sent):
+                    break
     producer.flush(300)
     tick()
     if failures:
@@ -115,14 +131,79 @@ class GroupProgress:
         self.consumer = KafkaConsumer(**kafka_client_options(settings),
                                       group_id=settings.kafka_consumer_group,
                                       enable_auto_commit=False)
-        partitions = self.consumer.partitions_for_topic(self.topic) or set()
-        self.partitions = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        self._partition = TopicPartition
+        self.partitions: list = []
+        self._refresh()
+
+    def _refresh(self) -> None:
+        if not self.partitions:  # the topic may not exist yet
+            partitions = self.consumer.partitions_for_topic(self.topic) or set()
+            self.partitions = [self._partition(self.topic, p) for p in sorted(partitions)]
 
     def end_offsets(self) -> int:
-        return sum(self.consumer.end_offsets(self.partitions).values())
+        self._refresh()
+        return sum(self.consumer.end_offsets(self.partitions).values()) if self.partitions else 0
 
     def committed(self) -> int:
+        self._refresh()
         return sum(self.consumer.committed(tp) or 0 for tp in self.partitions)
+
+
+class PacedFold:
+    """Keeps the consumer's lag under `max_lag` while producing, and times the fold.
+
+    Samples (time, committed offsets) so that the fold rate runs from the first committed
+    progress to the last record, as `wait_for_fold` does.
+    """
+
+    def __init__(self, settings: Settings, max_lag: int = 30_000, timeout_s: float = 300,
+                 alive: Callable[[], bool] = lambda: True):
+        self.group = GroupProgress(settings)
+        self.max_lag = max_lag
+        self.deadline = time.monotonic() + timeout_s
+        self.alive = alive
+        self.samples: list[tuple[float, int]] = []
+        self.gave_up = False
+
+    def sample(self) -> int:
+        done = self.group.committed()
+        self.samples.append((time.perf_counter(), done))
+        return done
+
+    def __call__(self, sent: int) -> bool:
+        """Blocks while the consumer is too far behind; False once the time budget is spent."""
+        while sent - self.sample() > self.max_lag:
+            if time.monotonic() > self.deadline or not self.alive():
+                self.gave_up = True
+                return False
+            time.sleep(0.25)
+        if time.monotonic() > self.deadline:
+            self.gave_up = True
+        return not self.gave_up
+
+    def finish(self, total: int) -> dict[str, Any]:
+        """Waits for the rest of the fold; the same summary as `wait_for_fold`."""
+        # After a stop, the records already sent are still folded (up to 60 s more).
+        limit = max(self.deadline, time.monotonic() + 60) if self.gave_up else self.deadline
+        while self.sample() < total and time.monotonic() < limit and self.alive():
+            time.sleep(0.5)
+        self.group.close()
+        moving = [(t, n) for t, n in self.samples if n > 0]
+        last_time, last_done = self.samples[-1]
+        if len(moving) < 2:
+            return {"drained": False, "committed": last_done, "end_offsets": total,
+                    "reason": "the profile consumer group committed nothing"}
+        elapsed = max(last_time - moving[0][0], 1e-9)
+        rate = round((last_done - moving[0][1]) / elapsed, 1)
+        result = {"drained": last_done >= total, "end_offsets": total, "records": total,
+                  "committed": last_done, "drain_s": round(elapsed, 2),
+                  "fold_events_per_s": rate,
+                  "timeline": [(round(t - self.samples[0][0], 1), n)
+                               for t, n in self.samples[::max(1, len(self.samples) // 60)]]}
+        if last_done < total:
+            result["reason"] = (f"consumer committed {last_done:,} of {total:,} records within "
+                                "the time limit")
+        return result
 
     def close(self) -> None:
         self.consumer.close()

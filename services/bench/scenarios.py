@@ -66,7 +66,7 @@ class Plan:
     batch_concurrency: int = 4
     closed_concurrency: int = 16
     dashboard_events: int = 1_000_000
-    fold_timeout_s: float = 240.0
+    fold_timeout_s: float = 300.0
     dashboard_timeout_s: float = 180.0
 
     @classmethod

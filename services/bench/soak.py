@@ -102,11 +102,14 @@ def run_soak(root: Path, minutes: float = 5.0, factor: float = 2.0, customers: i
     results: dict[str, Any] = {}
     try:
         now = datetime.now(UTC)
-        produced = history_load.produce_history(system.settings, now, customers)
-        known = produced["identified_customers"] or ["c-0000000"]
+        pace = None
         if system.pid("profile"):
-            history_load.wait_for_fold(system.settings, produced["events"], 300,
-                                       alive=lambda: system.pid("profile") is not None)
+            pace = history_load.PacedFold(system.settings, timeout_s=300,
+                                          alive=lambda: system.pid("profile") is not None)
+        produced = history_load.produce_history(system.settings, now, customers, pace)
+        known = produced["identified_customers"] or ["c-0000000"]
+        if pace is not None:
+            pace.finish(produced["events"])
         seconds = minutes * 60
         loads = _loads(system, datetime.now(UTC), seconds, factor, known)
         if not loads:

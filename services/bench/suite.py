@@ -77,22 +77,31 @@ def _guard(call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 
 def load_history(system: SystemUnderTest, plan: Plan, now: datetime, say) -> dict[str, Any]:
-    """Histories onto Kafka, then the profile service starts and folds them (timed)."""
+    """The profile service starts on an empty Redis, then the histories go onto Kafka no
+    faster than it folds them (the embedded broker keeps only the latest records)."""
     settings = system.settings
-    produced = history_load.produce_history(settings, now, plan.customers)
-    say(f"{produced['events']:,} events of {plan.customers:,} customers on the topic in "
-        f"{produced['produce_s']:.1f} s")
     memory_before = history_load.used_memory(settings.redis_url)
     history_load.reset_command_stats(settings.redis_url)
-    load: dict[str, Any] = {"customers": plan.customers, "events": produced["events"],
-                            "produce_s": produced["produce_s"]}
     started = time.monotonic()
-    if system.start_service("profile") is None:
+    profile_up = system.start_service("profile") is not None
+    pace = None
+    if profile_up:
+        say(f"profile service up in {time.monotonic() - started:.1f} s; loading and folding "
+            f"{plan.customers:,} customers' histories")
+        pace = history_load.PacedFold(settings, timeout_s=plan.fold_timeout_s,
+                                      alive=lambda: system.pid("profile") is not None)
+    produced = history_load.produce_history(settings, now, plan.customers, pace)
+    load: dict[str, Any] = {"customers": produced["customers"], "events": produced["events"],
+                            "produce_s": produced["produce_s"]}
+    if pace is None:
         load.update(drained=False, reason=f"profile service: {system.unavailable['profile']}")
         return {**load, "identified": produced["identified_customers"]}
-    say(f"profile service up in {time.monotonic() - started:.1f} s; folding the history")
-    fold = history_load.wait_for_fold(settings, produced["events"], timeout_s=plan.fold_timeout_s,
-                                      alive=lambda: system.pid("profile") is not None)
+    fold = pace.finish(produced["events"])
+    say(f"{produced['events']:,} events of {produced['customers']:,} customers produced and "
+        f"folded in {fold.get('drain_s', 0):.1f} s")
+    if produced["customers"] < plan.customers:
+        say(f"  the fold budget of {plan.fold_timeout_s:.0f} s ran out: "
+            f"{produced['customers']:,} of {plan.customers:,} customers loaded")
     load.update(fold)
     # Server time per command during the fold: how much of it Redis itself spends.
     load["redis_commands"] = history_load.command_stats(settings.redis_url)
@@ -101,7 +110,8 @@ def load_history(system: SystemUnderTest, plan: Plan, now: datetime, say) -> dic
         subjects = history_load.count_profiles(settings)
         delta = memory_after - memory_before
         # A partial fold is divided by the people folded so far (profile keys present).
-        people = plan.customers if fold.get("drained") else max(1, sum(subjects.values()))
+        people = (produced["customers"] if fold.get("drained")
+                  else max(1, sum(subjects.values())))
         load["memory"] = {"used_memory_before": memory_before, "used_memory_after": memory_after,
                           "used_memory_delta": delta, "profiles": subjects,
                           "per_key_sample": history_load.sampled_profile_bytes(
