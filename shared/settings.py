@@ -88,10 +88,10 @@ class Settings(BaseSettings):
         True, description="Limit requests per API key (token bucket in Redis; 429 when empty)."
     )
     rate_limit_per_s: float = Field(
-        100.0, gt=0, le=1_000_000, description="Requests per second each API key may sustain."
+        1000.0, gt=0, le=1_000_000, description="Requests per second each API key may sustain."
     )
     rate_limit_burst: int = Field(
-        200, ge=1, le=10_000_000, description="Requests an API key may send at once (bucket size)."
+        2000, ge=1, le=10_000_000, description="Requests an API key may send at once (bucket size)."
     )
     rate_limit_redis_timeout_s: float = Field(
         0.25, gt=0, le=10, description="Redis timeout of one limiter call; slower = let through."

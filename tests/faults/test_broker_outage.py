@@ -8,7 +8,13 @@ import httpx
 
 from services.ingestion.app import create_app
 from services.reliability.reconcile import ScenarioResult, reconcile
-from tests.faults.harness import ConsumerProcess, EventSender, profile_api, wait_until_settled
+from tests.faults.harness import (
+    ConsumerProcess,
+    EventSender,
+    event,
+    profile_api,
+    wait_until_settled,
+)
 from tests.servers import serving
 
 OUTAGE_S = 3.0
@@ -41,13 +47,17 @@ def test_broker_hang_loses_nothing_acknowledged_and_counts_retries_once(
     started = time.monotonic()
     with (serving(create_app(settings)) as base, profile_api(settings, key) as profiles,
           ConsumerProcess(settings) as consumer):
+        # The scenario is about a running consumer: send once it applies a first event, so the
+        # sender's budget cannot run out before the hang on a slow machine.
+        warm_up = httpx.post(f"{base}/v1/events", json=event("bh-warm-up", "bh-warm-up"),
+                             headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        assert warm_up.status_code == 202, warm_up.text
+        deadline = time.monotonic() + 90
+        while profiles.counted(["bh-warm-up"]) == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
         sender = EventSender(base, key, "bh", customers=40, per_request=5).start(threads=4)
         try:
-            # the scenario is about a running consumer: wait until it applies events
-            deadline = time.monotonic() + 60
-            while (profiles.counted(sender.customers_used()) == 0
-                   and time.monotonic() < deadline):
-                time.sleep(0.2)
+            time.sleep(0.5)
             isolated_broker.pause()
             print(f"\ninjected: broker paused (SIGSTOP) at event {sender.next_index}")
             time.sleep(OUTAGE_S / 2)

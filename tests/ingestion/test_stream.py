@@ -54,6 +54,7 @@ def test_broker_hang_mid_stream_never_acknowledges_a_lost_event(isolated_broker,
     settings = settings.model_copy(update={
         "kafka_bootstrap_servers": isolated_broker.bootstrap_servers,
         "kafka_send_timeout_s": 1.0, "kafka_request_timeout_ms": 800,
+        "rate_limit_enabled": False,
     })
     outcomes: dict[str, int] = {}
     retry_after: list[str] = []
