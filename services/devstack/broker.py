@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from services.devstack.lifetime import die_with_parent
+from services.devstack.lifetime import die_with_parent, stop_process
 
 
 def serve(num_brokers: int = 3) -> None:
@@ -67,14 +67,7 @@ class EmbeddedBroker:
         os.kill(self.pid, signal.SIGCONT)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.kill(self.pid, signal.SIGCONT)
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
     def __enter__(self) -> EmbeddedBroker:
         return self.start()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
+import subprocess
 import sys
 
 PR_SET_PDEATHSIG = 1
@@ -14,3 +16,16 @@ def die_with_parent() -> None:
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def stop_process(process: subprocess.Popen | None, timeout_s: float = 10.0) -> None:
+    """Resumes (it may be paused by a fault test), terminates, and kills after `timeout_s`."""
+    if process is None or process.poll() is not None:
+        return
+    os.kill(process.pid, signal.SIGCONT)
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

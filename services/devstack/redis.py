@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from services.devstack.lifetime import die_with_parent
+from services.devstack.lifetime import die_with_parent, stop_process
 
 
 def free_port() -> int:
@@ -63,14 +63,7 @@ class EmbeddedRedis:
         os.kill(self.process.pid, signal.SIGCONT)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGCONT)
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
     def restart(self) -> None:
         self.stop()

@@ -31,6 +31,7 @@ from services.profiles.analytics.facts import (
     event_facts,
 )
 from services.profiles.analytics.store import AnalyticsStore
+from services.streaming.publisher import kafka_client_options
 from shared.decisions import DecisionRecord
 from shared.errors import StoreUnavailableError
 from shared.settings import Settings
@@ -46,20 +47,7 @@ RETRY_PAUSE_S = 1.0
 
 
 def kafka_options(settings: Settings) -> dict:
-    options: dict = {
-        "bootstrap_servers": settings.bootstrap_servers,
-        "client_id": f"{settings.kafka_client_id}-analytics",
-        "security_protocol": settings.kafka_security_protocol,
-    }
-    if settings.kafka_sasl_mechanism:
-        options.update(
-            sasl_mechanism=settings.kafka_sasl_mechanism,
-            sasl_plain_username=settings.kafka_sasl_username,
-            sasl_plain_password=settings.kafka_sasl_password,
-        )
-    if settings.kafka_ssl_cafile:
-        options["ssl_cafile"] = settings.kafka_ssl_cafile
-    return options
+    return {**kafka_client_options(settings), "client_id": f"{settings.kafka_client_id}-analytics"}
 
 
 class AnalyticsConsumer:
