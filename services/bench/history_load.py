@@ -148,6 +148,9 @@ class GroupProgress:
         self._refresh()
         return sum(self.consumer.committed(tp) or 0 for tp in self.partitions)
 
+    def close(self) -> None:
+        self.consumer.close()
+
 
 class PacedFold:
     """Keeps the consumer's lag under `max_lag` while producing, and times the fold.
@@ -204,9 +207,6 @@ class PacedFold:
             result["reason"] = (f"consumer committed {last_done:,} of {total:,} records within "
                                 "the time limit")
         return result
-
-    def close(self) -> None:
-        self.consumer.close()
 
 
 def used_memory(redis_url: str) -> int:

@@ -161,9 +161,12 @@ def run_suite(plan: Plan, mode: str, root: Path, write_docs: bool = True,
             ("event-to-profile delay", lambda: _caught_up(system, say,
                                                       lambda: scenarios.event_to_profile(ctx))),
         ]
-        for count in plan.candidate_counts:
+        for position, count in enumerate(plan.candidate_counts):
+            # The first one waits until the event-to-profile backlog is folded.
             steps.append((f"recommendations, {count} candidates",
-                          lambda count=count: scenarios.recommendations(ctx, count)))
+                          lambda count=count, first=position == 0: _caught_up(
+                              system, say, lambda: scenarios.recommendations(ctx, count))
+                          if first else scenarios.recommendations(ctx, count)))
         steps += [
             ("webhook ingest", lambda: scenarios.webhook_ingest(ctx)),
             # Last of the HTTP scenarios: they leave a backlog the consumer folds for a while.
