@@ -14,8 +14,9 @@ class Measured:
     fold_events_per_process: float  # one profile consumer process
     decisions_per_process: float  # recommendations/s one recommender process sustains
     redis_bytes_per_customer: float
-    redis_ops_per_event: float = 4.0  # Lua apply + pipelined reads/writes per folded event
+    redis_ops_per_event: float = 4.0  # commands per folded event (scripts, aggregates)
     redis_ops_per_decision: float = 4.0  # profile read, rate limit, outreach write
+    redis_us_per_event: float = 0.0  # Redis server time per folded event (command stats)
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,14 @@ class Deployment:
     redis_memory_gib: float
     redis_shards: int
     redis_ops_per_s: float
+    redis_cores: float = 0.0
 
 
 def plan(measured: Measured, load: Load, headroom: float = 2.0,
          redis_shard_gib: float = 25.0, redis_shard_ops: float = 100_000) -> Deployment:
     """Processes at `headroom` x the load (peaks, a failed node, rebalancing), partitions so
-    consumers can grow to twice the planned count, Redis sized for memory and operations."""
+    consumers can grow to twice the planned count, Redis sized for memory, operations and,
+    when measured, the server time the fold costs (a Redis shard is one core)."""
     ingestion = math.ceil(load.events_per_s * headroom / measured.ingest_events_per_process)
     consumers = math.ceil(load.events_per_s * headroom / measured.fold_events_per_process)
     recommenders = math.ceil(load.decisions_per_s * headroom / measured.decisions_per_process)
@@ -50,10 +53,12 @@ def plan(measured: Measured, load: Load, headroom: float = 2.0,
     memory_gib = load.customers * measured.redis_bytes_per_customer * 1.3 / 2**30
     ops = (load.events_per_s * measured.redis_ops_per_event
            + load.decisions_per_s * measured.redis_ops_per_decision)
+    redis_cores = load.events_per_s * measured.redis_us_per_event / 1e6
     shards = max(1, math.ceil(memory_gib / redis_shard_gib),
-                 math.ceil(ops * headroom / redis_shard_ops))
+                 math.ceil(ops * headroom / redis_shard_ops),
+                 math.ceil(redis_cores * headroom))
     return Deployment(ingestion, consumers, recommenders, partitions, round(memory_gib, 1),
-                      shards, round(ops))
+                      shards, round(ops), round(redis_cores, 2))
 
 
 def measured_from_results(document: dict) -> Measured:
@@ -67,11 +72,18 @@ def measured_from_results(document: dict) -> Measured:
     costs = document["ceilings"].get("ingest_costs") or {}
     ingest = costs.get("one_core_events_per_s_kafka_python") or scenarios["batch_ingest"]["value"]
     recommend = scenarios.get("recommend_20", {}).get("data", {}).get("max_rate", {})
+    history = document.get("history_load") or {}
+    folded = history.get("committed") or history.get("events") or 0
+    commands = history.get("redis_commands") or []
+    redis_us = sum(c["usec"] for c in commands) / folded if folded else 0.0
+    redis_ops = sum(c["calls"] for c in commands) / folded if folded else 4.0
     return Measured(
         ingest_events_per_process=float(ingest),
         fold_events_per_process=float(scenarios["consumer_fold"]["value"]),
         decisions_per_process=float(recommend.get("achieved_rate") or 1.0),
         redis_bytes_per_customer=float(scenarios["memory_per_customer"]["value"]),
+        redis_ops_per_event=round(redis_ops, 1),
+        redis_us_per_event=round(redis_us, 1),
     )
 
 
@@ -88,7 +100,9 @@ def markdown(measured: Measured, source: str) -> str:
         f"{measured.ingest_events_per_process:,.0f} events/s, fold "
         f"{measured.fold_events_per_process:,.0f} events/s, "
         f"{measured.decisions_per_process:,.0f} decisions/s, "
-        f"{measured.redis_bytes_per_customer:,.0f} bytes of Redis per customer.",
+        f"{measured.redis_bytes_per_customer:,.0f} bytes of Redis per customer, "
+        f"{measured.redis_ops_per_event:,.1f} Redis commands and "
+        f"{measured.redis_us_per_event:,.0f} us of Redis server time per folded event.",
         "",
         "| | " + " | ".join(name for name, _ in SCENARIOS) + " |",
         "| --- | " + " | ".join("---:" for _ in SCENARIOS) + " |",
@@ -104,7 +118,9 @@ def markdown(measured: Measured, source: str) -> str:
         ("Partitions of touchpoints.v1", lambda load, d: f"{d.partitions}"),
         ("Redis memory (GiB, with 30% overhead)", lambda load, d: f"{d.redis_memory_gib:,.1f}"),
         ("Redis operations/s", lambda load, d: f"{d.redis_ops_per_s:,.0f}"),
-        ("Redis shards (25 GiB, 100,000 ops/s each)", lambda load, d: f"{d.redis_shards}"),
+        ("Redis cores busy with the fold", lambda load, d: f"{d.redis_cores:,.1f}"),
+        ("Redis shards (25 GiB, 100,000 ops/s, half a core each)",
+         lambda load, d: f"{d.redis_shards}"),
     )
     for label, cell in rows:
         lines.append(f"| {label} | " + " | ".join(cell(load, d) for load, d in plans) + " |")

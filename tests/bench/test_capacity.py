@@ -29,3 +29,13 @@ def test_plan(load, expected):
 def test_memory_includes_overhead():
     deployment = plan(MEASURED, Load(10_000_000, 1, 1))
     assert deployment.redis_memory_gib == pytest.approx(10_000_000 * 2048 * 1.3 / 2**30, 0.01)
+
+
+def test_redis_server_time_per_event_adds_shards():
+    costly = Measured(ingest_events_per_process=10_000, fold_events_per_process=5_000,
+                      decisions_per_process=1_000, redis_bytes_per_customer=100,
+                      redis_us_per_event=270)
+    # 5,000 events/s x 270 us = 1.35 Redis cores; at 2x headroom: 3 shards.
+    deployment = plan(costly, Load(1_000_000, 5_000, 0))
+    assert deployment.redis_cores == pytest.approx(1.35)
+    assert deployment.redis_shards == 3
