@@ -177,7 +177,8 @@ class Action(BaseModel):
         """The message in ``language`` (falls back to Vietnamese) with placeholders filled."""
         lang = language if language in self.templates else "vi"
         lang_defaults = (defaults or {}).get(lang, {})
-        return render_template(self.templates[lang], values, lang_defaults)
+        message = render_template(self.templates[lang], values, lang_defaults)
+        return message[:1].upper() + message[1:]  # a default such as "bạn" may open it
 
 
 class ActionCatalogFile(BaseModel):
