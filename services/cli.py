@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "services.reliability.cli",
     "services.bench.cli",
     "services.demo.cli",
+    "services.simulator.cli",
 )
 
 

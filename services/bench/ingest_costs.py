@@ -17,8 +17,8 @@ from typing import Any
 import orjson
 
 from services.bench import dataset
-from services.ingestion.confluent_publisher import ConfluentPublisher
 from services.ingestion.intake import take_events
+from services.streaming.confluent_publisher import ConfluentPublisher
 from services.streaming.publisher import KafkaPublisher
 from shared.events import ValidationRules
 from shared.settings import Settings

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.ingestion.app import create_app as create_ingestion_app
-from services.ingestion.confluent_publisher import ConfluentPublisher
+from services.streaming.confluent_publisher import ConfluentPublisher
 from services.web.serve import serve
 from shared.settings import Settings
 

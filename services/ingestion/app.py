@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from services.ingestion import api
 from services.ingestion.deps import IngestionMetrics, Runtime
 from services.ingestion.webhooks.router import build_router as webhook_router
-from services.streaming.publisher import KafkaPublisher, Publisher
+from services.streaming.publisher import Publisher, build_publisher
 from services.web.auth import install_auth
 from services.web.errors import install_error_handlers
 from services.web.health import health_router
@@ -39,7 +39,7 @@ def create_app(
     runtime = Runtime(
         settings=settings,
         catalog=load_catalog(settings.touchpoint_catalog_file),
-        publisher=publisher or KafkaPublisher(settings),
+        publisher=publisher or build_publisher(settings),
         metrics=IngestionMetrics(registry),
         registry=registry,
     )

@@ -26,7 +26,7 @@ def _import(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from services.ingestion.importer import import_file
-    from services.streaming.publisher import KafkaPublisher
+    from services.streaming.publisher import build_publisher
     from shared.errors import BrokerUnavailableError
     from shared.logging import configure_logging
     from shared.settings import load_settings
@@ -39,7 +39,7 @@ def _import(args: argparse.Namespace) -> int:
         return 2
     settings = load_settings()
     configure_logging("WARNING", settings.log_format)
-    publisher = KafkaPublisher(settings)
+    publisher = build_publisher(settings)
     rejects = args.rejects or path.with_name(path.name + ".rejected.jsonl")
     try:
         with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),

@@ -137,3 +137,12 @@ class InMemoryPublisher:
 
     def close(self) -> None:
         pass
+
+
+def build_publisher(settings: Settings) -> Publisher:
+    """The producer chosen by `KAFKA_CLIENT` (confluent-kafka is an optional dependency)."""
+    if settings.kafka_client == "confluent":
+        from services.streaming.confluent_publisher import ConfluentPublisher
+
+        return ConfluentPublisher(settings)
+    return KafkaPublisher(settings)

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from services.ingestion.app import create_app
-from services.ingestion.confluent_publisher import ConfluentPublisher, confluent_options
+from services.streaming.confluent_publisher import ConfluentPublisher, confluent_options
 from services.streaming.publisher import KafkaPublisher
 from shared.errors import BrokerUnavailableError
 from shared.stream import Record

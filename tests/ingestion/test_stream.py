@@ -94,3 +94,15 @@ def test_broker_hang_mid_stream_never_acknowledges_a_lost_event(isolated_broker,
     print(f"reconciled: {len(outcomes)} sent, {len(acknowledged)} acknowledged, "
           f"{len(refused)} refused with 503, {len(on_topic)} distinct on the topic")
     assert acknowledged <= on_topic
+
+
+def test_confluent_producer_backend_is_chosen_by_setting(settings):
+    settings = settings.model_copy(update={"kafka_client": "confluent"})
+    app = create_app(settings)
+    assert type(app.state.runtime.publisher).__name__ == "ConfluentPublisher"
+    with serving(app) as base:
+        response = httpx.post(f"{base}/v1/events", json=event(event_id="cf-1", customer_id="c-9"))
+        assert response.status_code == 202, response.text
+    [record] = read_topic(settings.kafka_bootstrap_servers, settings.topic_touchpoints, 1)
+    assert record.key == b"c-9"
+    assert dict(record.headers)["ce_id"] == b"cf-1"

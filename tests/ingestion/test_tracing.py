@@ -12,7 +12,7 @@ from services.streaming.publisher import InMemoryPublisher
 from shared.settings import Settings
 
 pytest.importorskip("opentelemetry.sdk", reason="the tracing extra is not installed")
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E402
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
 
