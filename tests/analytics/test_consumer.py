@@ -74,13 +74,16 @@ def test_consumer_counts_each_event_once_and_commits(analytics_settings, redis_c
                for e in batch]
     records.append((settings.topic_touchpoints, b"c3", b"{not json"))
     decision_bytes = decision().model_dump_json().encode()
-    # the decision twice and every event twice: a redelivery must not count again
-    produce(settings, [(settings.topic_decisions, b"c1", decision_bytes)] * 2 + records * 2)
-
+    # The decision twice and every event twice: a redelivery must not count again. The
+    # decision goes first and is seen before its outcomes, as in real traffic (an outcome read
+    # before its decision is not joined: see docs/analytics.md).
+    produce(settings, [(settings.topic_decisions, b"c1", decision_bytes)] * 2)
     stop = threading.Event()
     thread = consumer.start(settings, redis_client, stop)
     reader = build_reader(settings, redis_client)
     try:
+        wait_for(lambda: reader.recommendations(DAY).actions)
+        produce(settings, records * 2)
         wait_for(lambda: reader.effectiveness(DAY).totals.events >= len(batch)
                  and reader.recommendations(DAY).actions)
         time.sleep(1.0)  # let the duplicates arrive too

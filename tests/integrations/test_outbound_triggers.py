@@ -92,7 +92,7 @@ def test_triggers_from_the_real_topic(settings, redis_client):
         "http://127.0.0.1:9/hook", "whsec_dGVzdA==", ["decision.created"], "test", time.time())
     stop = threading.Event()
     thread = start_triggers(settings, redis_client, CATALOG, decide, stop, from_beginning=True)
-    done.wait(15)
+    done.wait(40)
     time.sleep(0.3)
     stop.set()
     thread.join(10)
