@@ -4,20 +4,26 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BROWSER_STAMP := $(VENV)/.browser
 
 .PHONY: install run test lint bench demo up down logs clean
 
-install: $(STAMP)
+# Python packages, plus Chromium for the dashboard's browser tests (where it can be installed).
+install: $(STAMP) $(BROWSER_STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --upgrade pip
 	@$(BIN)/python -m pip install --quiet -e '.[local,test,tracing]'
-	@bash deploy/scripts/install-browser.sh || true
 	@touch $(STAMP)
 	@echo "installed into $(VENV)"
 
-run: install
+$(BROWSER_STAMP): deploy/scripts/install-browser.sh $(STAMP)
+	@bash deploy/scripts/install-browser.sh || true
+	@touch $(BROWSER_STAMP)
+
+# `run` needs only the Python packages, so a first start does not wait for a browser install.
+run: $(STAMP)
 	@$(BIN)/touchpoint run
 
 test: install
