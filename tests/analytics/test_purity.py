@@ -6,12 +6,12 @@ core; the core never imports them, reads the clock or the environment.
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
 
 import services.profiles.analytics as analytics
+from tests.purity import imported_modules
 
 PACKAGE = "services.profiles.analytics"
 CORE = ("attribution", "journeys", "lift", "path_models", "outcomes", "keys")
@@ -33,14 +33,7 @@ ADAPTER_LIBRARIES = {"redis", "kafka", "fastapi", "starlette", "uvicorn", "httpx
 FOLDER = Path(analytics.__file__).parent
 
 
-def imports(path: Path) -> set[str]:
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module)
-    return names
+imports = imported_modules
 
 
 def test_every_core_module_exists():

