@@ -111,6 +111,7 @@ def summary_dict(summary: Summary) -> dict[str, Any]:
         "rounds": [{
             "label": r.label, "decisions": r.decisions, "holdout": r.holdout.customers,
             "served_by": {f"{v} ({p})": n for (v, p), n in r.versions.items()},
+            "degraded": r.degraded,
             "answered_rate": r.treated.rate(r.treated.answered),
             "buyer_rate": r.treated.rate(r.treated.buyers),
             "holdout_buyer_rate": r.holdout.rate(r.holdout.buyers),

@@ -250,6 +250,7 @@ class DemoSession:
         task = self.progress.add_task(f"{label}: recommendations", total=len(customers))
         decided: list[Decided] = []
         versions: Counter = Counter()
+        degraded_before = self.degraded
         queue: asyncio.Queue = asyncio.Queue()
         for customer in customers:
             queue.put_nowait(customer)
@@ -261,6 +262,7 @@ class DemoSession:
         await asyncio.gather(*(worker() for _ in range(self.options.concurrency)))
         result = await self._answer(label, decided)
         result.versions = versions
+        result.degraded = self.degraded - degraded_before
         result.seconds = time.monotonic() - started
         return result
 

@@ -35,6 +35,7 @@ class RoundResult:
     treated: Cohort = field(default_factory=Cohort)
     holdout: Cohort = field(default_factory=Cohort)
     unsubscribed: int = 0
+    degraded: int = 0  # answers from the fallback policy (profile read too slow)
     seconds: float = 0.0
     active: set[str] = field(default_factory=set)  # customers who answered or bought
 
