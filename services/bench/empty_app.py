@@ -9,11 +9,12 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.web.serve import serve
+from services.web.tracing import FASTAPI_TELEMETRY
 from shared.settings import Settings
 
 
 def create_app(settings: Settings) -> FastAPI:
-    app = FastAPI(title="Empty endpoint (benchmark ceiling)")
+    app = FastAPI(title="Empty endpoint (benchmark ceiling)", telemetry=FASTAPI_TELEMETRY)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

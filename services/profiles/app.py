@@ -23,7 +23,7 @@ from services.web.errors import install_error_handlers
 from services.web.health import health_router
 from services.web.observability import instrument
 from services.web.rate_limit import install_rate_limit
-from services.web.tracing import setup_tracing
+from services.web.tracing import FASTAPI_TELEMETRY, setup_tracing
 from shared.errors import StoreUnavailableError
 from shared.settings import Settings
 from shared.touchpoints import load_catalog
@@ -97,7 +97,7 @@ def create_app(
                 client.close()
 
     app = FastAPI(title="Touchpoint profiles", version="1.0.0", description=DESCRIPTION,
-                  lifespan=lifespan)
+                  lifespan=lifespan, telemetry=FASTAPI_TELEMETRY)
     app.state.runtime = runtime
     app.state.settings = settings
     install_error_handlers(app)

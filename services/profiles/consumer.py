@@ -178,8 +178,9 @@ class BatchProcessor:
                 pair = (item.link.anonymous_id, item.link.customer_id)
                 if pair not in self._linked and pair not in links:
                     links[pair] = item.link
-        for pair, link in links.items():
-            outcome = self.store.link(link.anonymous_id, link.customer_id, link.at_ms)
+        outcomes = self.store.link_many(
+            [(link.anonymous_id, link.customer_id, link.at_ms) for link in links.values()])
+        for pair, outcome in zip(links, outcomes, strict=True):
             label = "merged" if outcome.merged else "conflict" if outcome.conflict_with else "known"
             self.metrics.links.labels(label).inc()
             result.linked += int(outcome.merged)

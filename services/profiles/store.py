@@ -179,29 +179,59 @@ class ProfileStore:
         3. release: the anonymous history is deleted, the alias stays.
         A crash between steps leaves a state the same call completes on redelivery.
         """
+        return self.link_many([(anonymous_id, customer_id, link_ms)])[0]
+
+    def link_many(self, links: Sequence[tuple[str, str, int]]) -> list[LinkOutcome]:
+        """`link` for many (anonymous id, customer id, link ms): each step for every pair in one
+        pipelined round trip. Pairs run in order, so of two customers claiming the same
+        anonymous id in one call the first wins, as it would one call at a time."""
+        if not links:
+            return []
         ns = self.namespace
-        anon = keys.anonymous_subject(anonymous_id)
-        cust = keys.customer_subject(customer_id)
-        anon_keys = [keys.profile_key(ns, anon), keys.timeline_key(ns, anon),
-                     keys.alias_key(ns, anon)]
+        anon_keys = [[keys.profile_key(ns, subject), keys.timeline_key(ns, subject),
+                      keys.alias_key(ns, subject)]
+                     for subject in (keys.anonymous_subject(a) for a, _, _ in links)]
+        outcomes: list[LinkOutcome | None] = [None] * len(links)
         try:
-            taken = self._take(keys=anon_keys, args=[customer_id])
-            if int(taken[0]) == -1:
-                other = taken[1].decode()
-                log.warning("anonymous id %s already linked to %s; not relinking to %s",
-                            anonymous_id, other, customer_id)
-                return LinkOutcome(anonymous_id, customer_id, False, conflict_with=other)
-            packed, lines = taken[1], taken[2:]
-            merged = self._merge(
-                keys=[keys.profile_key(ns, cust), keys.timeline_key(ns, cust),
-                      keys.tombstone_key(self.base, cust)],
-                args=[anonymous_id, packed, self.timeline_capacity, self.dedupe_capacity,
-                      link_ms, *lines],
-            )
-            self._release(keys=anon_keys, args=[customer_id])
+            with self.client.pipeline(transaction=False) as pipe:
+                for (_, customer_id, _), names in zip(links, anon_keys, strict=True):
+                    self._take(keys=names, args=[customer_id], client=pipe)
+                taken = pipe.execute()
+            merging = []
+            for index, ((anonymous_id, customer_id, link_ms), result) in enumerate(
+                    zip(links, taken, strict=True)):
+                if int(result[0]) == -1:
+                    other = result[1].decode()
+                    log.warning("anonymous id %s already linked to %s; not relinking to %s",
+                                anonymous_id, other, customer_id)
+                    outcomes[index] = LinkOutcome(anonymous_id, customer_id, False,
+                                                  conflict_with=other)
+                else:
+                    merging.append((index, result[1], result[2:]))
+            if merging:
+                with self.client.pipeline(transaction=False) as pipe:
+                    for index, packed, lines in merging:
+                        anonymous_id, customer_id, link_ms = links[index]
+                        cust = keys.customer_subject(customer_id)
+                        self._merge(
+                            keys=[keys.profile_key(ns, cust), keys.timeline_key(ns, cust),
+                                  keys.tombstone_key(self.base, cust)],
+                            args=[anonymous_id, packed, self.timeline_capacity,
+                                  self.dedupe_capacity, link_ms, *lines],
+                            client=pipe)
+                    merged = pipe.execute()
+                with self.client.pipeline(transaction=False) as pipe:
+                    for index, _, _ in merging:
+                        self._release(keys=anon_keys[index], args=[links[index][1]],
+                                      client=pipe)
+                    pipe.execute()
+                for (index, _, _), result in zip(merging, merged, strict=True):
+                    anonymous_id, customer_id, _ = links[index]
+                    outcomes[index] = LinkOutcome(anonymous_id, customer_id,
+                                                  merged=int(result) == 1)
         except REDIS_ERRORS as exc:
             raise StoreUnavailableError(f"Redis unreachable: {exc}") from exc
-        return LinkOutcome(anonymous_id, customer_id, merged=int(merged) == 1)
+        return outcomes  # type: ignore[return-value]
 
     # --- reads ------------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ from services.web.errors import install_error_handlers
 from services.web.health import health_router
 from services.web.observability import instrument
 from services.web.rate_limit import install_rate_limit
-from services.web.tracing import setup_tracing
+from services.web.tracing import FASTAPI_TELEMETRY, setup_tracing
 from shared.actions import ActionCatalog, load_actions
 from shared.api_keys import KeyStore
 from shared.settings import Settings
@@ -173,7 +173,7 @@ def create_app(
 
     app = FastAPI(
         title="Touchpoint recommender", version="1.0.0", description=DESCRIPTION,
-        lifespan=lifespan,
+        lifespan=lifespan, telemetry=FASTAPI_TELEMETRY,
     )
     app.state.runtime = runtime
     install_error_handlers(app)

@@ -14,6 +14,10 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# FastAPI's built-in OpenTelemetry hook asks the global providers on every request whether it
+# should trace (about 4% of a recommendation's CPU); tracing here is `setup_tracing`'s job.
+FASTAPI_TELEMETRY = {"tracing": False, "metrics": False, "logs": False}
+
 
 def setup_tracing(app: FastAPI, service: str, settings: Settings, exporter=None) -> bool:
     """Instruments `app` when tracing is enabled; returns whether it is."""

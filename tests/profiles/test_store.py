@@ -109,6 +109,28 @@ def test_first_link_wins(store):
     assert not outcome.merged and outcome.conflict_with == "c-1"
 
 
+def test_links_of_one_batch_equal_the_same_links_one_at_a_time(store, redis_client, settings):
+    history = [_anon("a1", "web.visit", 0, "v-1"), _anon("a2", "web.visit", 5, "v-2"),
+               _anon("a3", "web.product_view", 7, "v-2"),
+               event_delta(event("c1", "web.login", 10), CATALOG, "c:c-1")]
+    links = [("v-1", "c-1", epoch_ms(T0)), ("v-2", "c-1", epoch_ms(T0)),
+             ("v-2", "c-2", epoch_ms(T0)), ("v-1", "c-1", epoch_ms(T0))]
+    one_by_one = ProfileStore(redis_client, f"{settings.redis_namespace}-single",
+                              timeline_capacity=10)
+    store.apply(history)
+    one_by_one.apply(history)
+
+    batched = store.link_many(links)
+    single = [one_by_one.link(*link) for link in links]
+
+    assert batched == single
+    assert [o.merged for o in batched] == [True, True, False, False]
+    assert batched[2].conflict_with == "c-1"
+    assert_same_profile(store.read("c:c-1"), one_by_one.read("c:c-1"))
+    assert store.read("c:c-1").state["n"]["ev"] == 4
+    assert store.read("a:v-1") is None and store.read("a:v-2") is None
+
+
 def test_erasure_removes_everything_and_late_events_do_not_resurrect(store, redis_client):
     store.apply([event_delta(event("c1", "web.login", 10, anonymous_id="v-9"), CATALOG,
                              "c:c-1"), _anon("a1", "web.visit", 0)])
