@@ -12,6 +12,12 @@ Who is "the caller": the SHA-256 of the presented API key (`Authorization: Beare
 `X-API-Key`), never the key itself; without a key, the client address. The limiter runs before
 authentication, so a wrong key is limited too (and then refused with 401 by the route).
 
+A busy caller costs one Redis call per request only while it is slow: each process takes
+tokens ahead ("leases") as many as the caller sent it in the last tenth of a second, at most
+a tenth of the burst and never more than the bucket holds, and spends them locally for up to
+a second. The limit is never exceeded; a lease left unspent when the caller stops is lost,
+so a caller may get up to a tenth of a second's requests per process fewer than its limit.
+
 When Redis is unreachable or slow the limiter lets requests through (fails open) and does not
 ask Redis again for `rate_limit_redis_backoff_s`: an outage of the limiter must not become an
 outage of ingestion. Health, metrics and documentation paths are never limited.
@@ -26,7 +32,7 @@ import math
 import re
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis
@@ -40,16 +46,23 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
+LEASE_WINDOW_S = 0.1  # the request count of one window sizes the next lease
+LEASE_LIFETIME_S = 1.0
+MAX_LEASE = 64
+MAX_TRACKED_CALLERS = 10_000
+
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/docs", "/redoc",
                           "/openapi.json", "/docs/oauth2-redirect"})
 
-# KEYS[1] bucket hash. ARGV: rate (tokens/s), burst, cost, now_ms ("" = Redis server time).
-# Returns {allowed 0/1, tokens left (floor), ms until `cost` tokens are available}.
+# KEYS[1] bucket hash. ARGV: rate (tokens/s), burst, cost, now_ms ("" = Redis server time),
+# partial ("1" = grant as many tokens up to `cost` as there are, at least one).
+# Returns {tokens granted (0 = refused), tokens left (floor), ms until a request would pass}.
 # Server time keeps replicas with skewed clocks consistent; tests pass `now_ms` instead.
 TOKEN_BUCKET_LUA = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
+local partial = ARGV[5] == '1'
 local now
 if ARGV[4] ~= nil and ARGV[4] ~= '' then
   now = tonumber(ARGV[4])
@@ -68,17 +81,22 @@ if now > at then
   tokens = math.min(burst, tokens + (now - at) * rate / 1000)
   at = now
 end
-local allowed = 0
+local granted = 0
 local wait_ms = 0
 if tokens >= cost then
-  tokens = tokens - cost
-  allowed = 1
+  granted = cost
+elseif partial and tokens >= 1 then
+  granted = math.floor(tokens)
+end
+if granted > 0 then
+  tokens = tokens - granted
 else
-  wait_ms = math.ceil((cost - tokens) * 1000 / rate)
+  local needed = partial and 1 or cost
+  wait_ms = math.ceil((needed - tokens) * 1000 / rate)
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(at))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
-return {allowed, math.floor(tokens), wait_ms}
+return {granted, math.floor(tokens), wait_ms}
 """
 
 
@@ -87,12 +105,22 @@ class BucketDecision:
     allowed: bool
     remaining: int
     retry_after_s: int  # whole seconds, at least 1 when refused
+    granted: int = 1  # tokens taken (more than one: a lease, see RateLimitMiddleware)
 
     @classmethod
     def from_reply(cls, reply: list[Any]) -> BucketDecision:
-        allowed, remaining, wait_ms = (int(x) for x in reply)
-        retry = 0 if allowed else max(1, math.ceil(wait_ms / 1000))
-        return cls(bool(allowed), remaining, retry)
+        granted, remaining, wait_ms = (int(x) for x in reply)
+        retry = 0 if granted else max(1, math.ceil(wait_ms / 1000))
+        return cls(granted > 0, remaining, retry, granted)
+
+
+@dataclass
+class Lease:
+    """Tokens one process took ahead for a caller, spent locally until they run out or expire."""
+
+    tokens: int
+    remaining: int  # what the bucket held after the lease was taken
+    expires: float  # monotonic seconds
 
 
 def bucket_key(namespace: str, caller: str, service: str = "") -> str:
@@ -145,6 +173,10 @@ class RateLimitMiddleware:
             weakref.WeakKeyDictionary()
         self._sha: str | None = None
         self._skip_until = 0.0
+        self._max_lease = max(1, min(MAX_LEASE, settings.rate_limit_burst // 10))
+        self._leases: dict[str, Lease] = {}
+        # caller -> (start of the current window, requests in it, requests in the last one)
+        self._windows: dict[str, tuple[float, int, int]] = {}
 
     def _client(self) -> aioredis.Redis:
         # One client per event loop: an asyncio connection pool is bound to the loop it
@@ -159,12 +191,46 @@ class RateLimitMiddleware:
             self._clients[loop] = client
         return client
 
+    def _lease_size(self, caller: str, now: float) -> int:
+        """Requests the caller sent this process in the last full window, within bounds."""
+        if self._max_lease == 1:
+            return 1
+        start, current, previous = self._windows.get(caller, (now, 0, 0))
+        if now - start >= 2 * LEASE_WINDOW_S:
+            start, current, previous = now, 0, 0
+        elif now - start >= LEASE_WINDOW_S:
+            start, current, previous = start + LEASE_WINDOW_S, 0, current
+        if caller not in self._windows and len(self._windows) >= MAX_TRACKED_CALLERS:
+            self._windows.clear()
+            self._leases.clear()
+        self._windows[caller] = (start, current + 1, previous)
+        return max(1, min(self._max_lease, previous))
+
     async def _take(self, caller: str) -> BucketDecision | None:
         """The decision, or None when Redis could not give one (the request goes through)."""
+        now = time.monotonic()
+        size = self._lease_size(caller, now)
+        lease = self._leases.get(caller)
+        if lease is not None and lease.tokens > 0 and now < lease.expires:
+            lease.tokens -= 1
+            return BucketDecision(True, lease.remaining + lease.tokens, 0)
+        decision = await self._redis_take(caller, size)
+        if decision is not None and decision.granted > 1:
+            lease = self._leases.get(caller)
+            extra = decision.granted - 1
+            if lease is not None and lease.expires > now:  # another request leased meanwhile
+                lease.tokens += extra
+                lease.remaining = decision.remaining
+            else:
+                self._leases[caller] = Lease(extra, decision.remaining, now + LEASE_LIFETIME_S)
+            return replace(decision, remaining=decision.remaining + extra)
+        return decision
+
+    async def _redis_take(self, caller: str, cost: int) -> BucketDecision | None:
         if time.monotonic() < self._skip_until:
             return None
         s = self.settings
-        args = [s.rate_limit_per_s, s.rate_limit_burst, 1, ""]
+        args = [s.rate_limit_per_s, s.rate_limit_burst, cost, "", "1" if cost > 1 else ""]
         key = bucket_key(s.redis_namespace, caller, self.service)
         client = self._client()
         try:

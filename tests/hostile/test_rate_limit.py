@@ -116,6 +116,39 @@ def test_middleware_answers_429_with_retry_after_per_key(redis_server, test_id):
         assert ok.headers["x-ratelimit-remaining"] == "2"
 
 
+def test_busy_caller_leases_tokens_and_never_exceeds_the_burst(redis_server, test_id,
+                                                               monkeypatch):
+    from services.web import rate_limit
+    from services.web.rate_limit import RateLimitMiddleware
+
+    class Clock:  # 1 ms per reading: the same windows on a fast or a slow machine
+        now = 0.0
+
+        def monotonic(self):
+            self.now += 0.001
+            return self.now
+
+    monkeypatch.setattr(rate_limit, "time", Clock())
+    monkeypatch.setattr(rate_limit, "LEASE_WINDOW_S", 0.01)
+    calls = []
+    original = RateLimitMiddleware._redis_take
+
+    async def counted(self, caller, cost):
+        calls.append(cost)
+        return await original(self, caller, cost)
+
+    monkeypatch.setattr(RateLimitMiddleware, "_redis_take", counted)
+    settings = Settings(redis_url=redis_server.url, redis_namespace=f"t{test_id}",
+                        rate_limit_per_s=0.001, rate_limit_burst=100)
+    with TestClient(small_app(settings)) as client:
+        alice = {"Authorization": "Bearer tp_alice"}
+        statuses = [client.get("/v1/thing", headers=alice).status_code for _ in range(150)]
+    assert statuses.count(200) == 100 and statuses[100:] == [429] * 50
+    assert 1 < max(calls) <= 10  # leases, never more than a tenth of the burst
+    # Refusals ask Redis every time; the 100 allowed requests asked it far less often.
+    assert len(calls) - 50 < 40, calls
+
+
 def test_429_is_documented_in_openapi(redis_server, test_id):
     settings = Settings(redis_url=redis_server.url, redis_namespace=f"t{test_id}")
     schema = small_app(settings).openapi()
