@@ -175,3 +175,38 @@ def test_settle_waits_for_quick_answers_and_gives_up_at_its_limit():
     quick, limited = asyncio.run(scenario())
     assert quick < 0.5
     assert 0.5 <= limited < 1.5
+
+
+def test_connection_idle_longer_than_the_server_keeps_it_is_reopened(monkeypatch):
+    """The server closes a connection after 0.2 s idle, as uvicorn does after 5 s."""
+    from services.bench import loadgen
+
+    monkeypatch.setattr(loadgen, "IDLE_REOPEN_S", 0.1)
+
+    async def scenario():
+        accepted = []
+
+        async def handle(reader, writer):
+            accepted.append(writer)
+            try:
+                while True:
+                    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 0.2)
+                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    await writer.drain()
+            except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+                writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        connection = Connection("127.0.0.1", server.sockets[0].getsockname()[1])
+        statuses = [(await connection.request("GET", "/x")).status]
+        await asyncio.sleep(0.05)  # idle, but not for long: the same connection
+        statuses.append((await connection.request("GET", "/x")).status)
+        await asyncio.sleep(0.3)  # the server has closed it by now
+        statuses.append((await connection.request("GET", "/x")).status)
+        connection.close()
+        server.close()
+        return statuses, len(accepted)
+
+    statuses, connections = asyncio.run(scenario())
+    assert statuses == [200, 200, 200]
+    assert connections == 2
