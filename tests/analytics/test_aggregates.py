@@ -105,6 +105,38 @@ def test_redelivered_events_and_decisions_count_once(store):
     assert snapshot(store) == before
 
 
+def test_a_batch_writes_the_same_aggregates_as_one_event_at_a_time(redis_client, test_id):
+    data = demo_data(400, int(T0.timestamp() * 1000), days=30, seed=11)
+    one_by_one, batched = (
+        AnalyticsStore(redis_client, f"t{test_id}{name}", AggregateConfig(conversion_window_days=7))
+        for name in ("single", "batch"))
+    for decision in data.decisions:
+        one_by_one.record([], [decision], now_s=1)
+    for facts in data.events:
+        one_by_one.record([facts], [], now_s=1)
+    assert batched.record(data.events, data.decisions, now_s=1) == (
+        len(data.events) + len(data.decisions))
+
+    def rounded(raw: bytes) -> object:
+        try:
+            return round(float(raw), 6)
+        except ValueError:
+            return raw
+
+    def values(store: AnalyticsStore) -> dict:
+        prefix = keys.prefix(store.namespace).encode()
+        out = {}
+        for key, value in snapshot(store).items():
+            if isinstance(value, dict):  # float sums may differ in the last digits
+                value = {f: rounded(v) for f, v in value.items()}
+            out[key.removeprefix(prefix)] = value
+        return out
+
+    single = values(one_by_one)
+    assert len(single) > 500
+    assert values(batched) == single
+
+
 def test_segment_follows_the_purchases_made_before_the_event(store):
     store.record([
         event("c1", 0, 0, "ads.click"), event("c1", 1, 1, "web.purchase", value=10.0),

@@ -22,6 +22,9 @@ from services.profiles.analytics.facts import DecisionFacts, EventFacts
 from shared.errors import StoreUnavailableError
 
 DAY_MS = 86_400_000
+# Events per script call: larger batches share more counter writes, but Redis serves nobody
+# else while a script runs.
+EVENTS_PER_SCRIPT = 100
 
 
 def _script_text(name: str) -> str:
@@ -57,20 +60,27 @@ class AnalyticsStore:
         self.namespace = namespace
         self.prefix = keys.prefix(namespace)
         self.config = config
-        self._event: Script = client.register_script(_script_text("record_event"))
+        self._events: Script = client.register_script(_script_text("record_events"))
         self._decision: Script = client.register_script(_script_text("record_decision"))
         self._close: Script = client.register_script(_script_text("close_journeys"))
 
     # -- writes ---------------------------------------------------------------------------
 
-    def event_args(self, facts: EventFacts, now_s: int) -> list:
-        c = self.config
+    def event_args(self, facts: EventFacts) -> list:
+        """The per-event values of `record_events.lua`, in its order."""
         return [
-            self.prefix, facts.event_id, facts.subject, facts.at_ms, facts.day, facts.touchpoint,
+            facts.event_id, facts.subject, facts.at_ms, facts.day, facts.touchpoint,
             facts.channel, facts.phase, facts.journey_step, int(facts.purchase), facts.value,
             "" if facts.rating is None else facts.rating, facts.decision_id, int(facts.responds),
-            c.window_ms, c.ttl_s, int(c.half_life_days * DAY_MS), now_s, int(facts.touch),
+            int(facts.touch),
         ]
+
+    def batch_args(self, events: Sequence[EventFacts], now_s: int) -> list:
+        c = self.config
+        args = [self.prefix, c.window_ms, c.ttl_s, int(c.half_life_days * DAY_MS), now_s]
+        for facts in events:
+            args.extend(self.event_args(facts))
+        return args
 
     def decision_args(self, facts: DecisionFacts) -> list:
         group = "h" if facts.holdout else "t"
@@ -83,12 +93,14 @@ class AnalyticsStore:
         self, events: Sequence[EventFacts], decisions: Sequence[DecisionFacts], now_s: int
     ) -> int:
         """Applies a batch in one round trip (decisions first); returns how many were new."""
+        events = list(events)
         try:
             pipe = self.client.pipeline(transaction=False)
             for decision in decisions:
                 self._decision(args=self.decision_args(decision), client=pipe)
-            for event in events:
-                self._event(args=self.event_args(event, now_s), client=pipe)
+            for start in range(0, len(events), EVENTS_PER_SCRIPT):
+                chunk = events[start:start + EVENTS_PER_SCRIPT]
+                self._events(args=self.batch_args(chunk, now_s), client=pipe)
             return int(sum(pipe.execute()))
         except redis.RedisError as exc:
             raise StoreUnavailableError(f"analytics store: {exc}") from exc

@@ -7,4 +7,5 @@ for _, subject in ipairs(quiet) do
   local segment = redis.call('HGET', customer_key(subject, 's'), 'seg') or 'prospect'
   close_journey(subject, segment)
 end
+flush()
 return #quiet

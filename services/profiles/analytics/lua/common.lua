@@ -8,6 +8,44 @@ local SEEN_KEEP = 512    -- event ids remembered per customer for redelivery
 local WAIT_BOUNDS = {3600, 21600, 86400, 259200, 604800, 1209600, 2592000, 7776000}
 local SEGMENTS = {'prospect', 'first_time_buyer', 'repeat_buyer'}
 
+-- Aggregate increments are summed in these tables while a script runs and written once by
+-- flush(): a batch that touches the same counter a hundred times writes it once. Nothing
+-- reads the aggregates inside a script, so the result is that of writing them one by one.
+local PENDING_INT, PENDING_FLOAT, PENDING_MEMBERS = {}, {}, {}
+
+local function pending(tables, key)
+  local fields = tables[key]
+  if not fields then fields = {}; tables[key] = fields end
+  return fields
+end
+local function add_int(key, field, n)
+  local fields = pending(PENDING_INT, key)
+  fields[field] = (fields[field] or 0) + n
+end
+local function add_float(key, field, x)
+  local fields = pending(PENDING_FLOAT, key)
+  fields[field] = (fields[field] or 0) + x
+end
+local function add_member(key, member) pending(PENDING_MEMBERS, key)[member] = true end
+
+local function flush()
+  for key, fields in pairs(PENDING_INT) do
+    for field, n in pairs(fields) do redis.call('HINCRBY', key, field, n) end
+  end
+  for key, fields in pairs(PENDING_FLOAT) do
+    for field, x in pairs(fields) do redis.call('HINCRBYFLOAT', key, field, x) end
+  end
+  for key, members in pairs(PENDING_MEMBERS) do
+    local chunk = {}
+    for member in pairs(members) do
+      chunk[#chunk + 1] = member
+      if #chunk == 500 then redis.call('PFADD', key, unpack(chunk)); chunk = {} end
+    end
+    if #chunk > 0 then redis.call('PFADD', key, unpack(chunk)) end
+  end
+  PENDING_INT, PENDING_FLOAT, PENDING_MEMBERS = {}, {}, {}
+end
+
 local function day_key(day, name) return P .. ':d:' .. day .. ':' .. name end
 local function customer_key(subject, name) return P .. ':c:' .. subject .. ':' .. name end
 
@@ -77,29 +115,29 @@ local function count_journey(day, segment, touches, converted, revenue, half_lif
   for _, view in ipairs({'ch', 'tp'}) do
     local v = view .. '|'
     local counts, amounts = {}, {}
-    local function add(field, n) counts[field] = (counts[field] or 0) + n end
-    local function add_float(field, x) amounts[field] = (amounts[field] or 0) + x end
+    local function count(field, n) counts[field] = (counts[field] or 0) + n end
+    local function amount(field, x) amounts[field] = (amounts[field] or 0) + x end
     local names = {}
     for i, t in ipairs(touches) do names[i] = t[view] end
-    add(v .. 'jn', 1)
+    count(v .. 'jn', 1)
     local previous = '^'
     for _, name in ipairs(names) do
-      add(v .. 't|' .. previous .. '>' .. name, 1)
+      count(v .. 't|' .. previous .. '>' .. name, 1)
       previous = name
     end
-    add(v .. 'e|' .. previous .. '|' .. (converted and 'c' or 'n'), 1)
+    count(v .. 'e|' .. previous .. '|' .. (converted and 'c' or 'n'), 1)
     local set, seen = {}, {}
     for _, name in ipairs(names) do
       if not seen[name] then seen[name] = true; set[#set + 1] = name end
     end
     table.sort(set)
     local coalition = v .. 's|' .. table.concat(set, ',')
-    add(coalition .. '|n', 1)
+    count(coalition .. '|n', 1)
     if converted then
-      add(v .. 'jc', 1)
-      add_float(v .. 'jr', revenue)
-      add(coalition .. '|c', 1)
-      add_float(coalition .. '|r', revenue)
+      count(v .. 'jc', 1)
+      amount(v .. 'jr', revenue)
+      count(coalition .. '|c', 1)
+      amount(coalition .. '|r', revenue)
       local n = #names
       local models = {}
       for _, model in ipairs({'first_touch', 'last_touch', 'linear', 'position_based'}) do
@@ -118,16 +156,16 @@ local function count_journey(day, segment, touches, converted, revenue, half_lif
         for name, share in pairs(credit) do
           if share > 0 then
             local field = v .. 'm|' .. model .. '|' .. name
-            add_float(field .. '|c', share)
-            add_float(field .. '|r', share * revenue)
+            amount(field .. '|c', share)
+            amount(field .. '|r', share * revenue)
           end
         end
       end
     end
     for _, bucket in ipairs(buckets) do
       local key = day_key(bucket, segment .. ':att:' .. view)
-      for field, n in pairs(counts) do redis.call('HINCRBY', key, field, n) end
-      for field, x in pairs(amounts) do redis.call('HINCRBYFLOAT', key, field, x) end
+      for field, n in pairs(counts) do add_int(key, field, n) end
+      for field, x in pairs(amounts) do add_float(key, field, x) end
     end
   end
 end

@@ -1,0 +1,198 @@
+-- Folds a batch of touchpoint events into the analytics aggregates, each once per event id,
+-- in order, as if the events came one by one: counters are summed and written at the end
+-- (flush), and each customer's state is read once and written once.
+-- ARGV: prefix, window ms, customer ttl s, half-life ms, processing time s, then per event
+--       EVENT_FIELDS values: event id, subject, at ms, day, touchpoint, channel, phase,
+--       journey step, purchase (0/1), value, rating ('' = none), decision id ('' = none),
+--       responds (0/1), touch (0/1)
+-- Returns how many events were applied (the rest were duplicates).
+local EVENT_FIELDS = 14
+local window, ttl, half_life, now_s = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+
+local states, touched, watermark = {}, {}, 0
+
+local function state_of(subject)
+  local s = states[subject]
+  if s then return s end
+  s = {}
+  local raw = redis.call('HGETALL', customer_key(subject, 's'))
+  for i = 1, #raw, 2 do s[raw[i]] = raw[i + 1] end
+  states[subject] = s
+  return s
+end
+
+-- Answers to our recommendations.
+local function respond(id)
+  local dkey = P .. ':dec:' .. id
+  local head = redis.call('HGET', dkey, 'k')
+  if not head then return nil end
+  if redis.call('HSETNX', dkey, 'r', 1) == 1 then
+    add_int(day_key(redis.call('HGET', dkey, 'day'), 'rec'), head .. '|r', 1)
+  end
+  return dkey, head
+end
+
+local function record(base)
+  local event_id, subject, at, day = ARGV[base], ARGV[base + 1], tonumber(ARGV[base + 2]), ARGV[base + 3]
+  local tp, ch, ph, step = ARGV[base + 4], ARGV[base + 5], ARGV[base + 6], ARGV[base + 7]
+  local is_purchase, value = ARGV[base + 8] == '1', tonumber(ARGV[base + 9]) or 0
+  local rating, decision_id, responds = ARGV[base + 10], ARGV[base + 11], ARGV[base + 12] == '1'
+  local is_touch = ARGV[base + 13] == '1'
+
+  if redis.call('ZADD', customer_key(subject, 'seen'), 'NX', at, event_id) == 0 then return 0 end
+  touched[subject] = true
+
+  local s = state_of(subject)
+  local purchases = tonumber(s.p or '0')
+  local segment = segment_of(purchases)
+  local dim = tp .. '|' .. ch .. '|' .. ph .. '|' .. segment
+  local stats = day_key(day, 'tp')
+  local in_order = at >= tonumber(s.at or '0')
+
+  -- Touchpoint effectiveness.
+  add_int(stats, dim .. '|e', 1)
+  add_member(day_key(day, 'u:' .. dim), subject)
+  if rating ~= '' then
+    add_int(stats, dim .. '|rn', 1)
+    add_int(stats, dim .. '|rs', tonumber(rating))
+  end
+  if decision_id ~= '' and responds then respond(decision_id) end
+
+  -- Journey flows for the Sankey: a new column whenever the phase (or step) changes.
+  local function flow(facet, val)
+    local last, depth = s['l' .. facet], tonumber(s['d' .. facet] or '-1')
+    if last == val then return end
+    depth = depth + 1
+    s['l' .. facet], s['d' .. facet] = val, tostring(depth)
+    if depth >= MAX_DEPTH then return end
+    local key = day_key(day, segment .. ':flow')
+    add_int(key, facet .. '|n|' .. depth .. ':' .. val, 1)
+    if depth > 0 then
+      add_int(key, facet .. '|l|' .. (depth - 1) .. ':' .. last .. '>' .. depth .. ':' .. val, 1)
+    end
+  end
+  if in_order then
+    flow('phase', ph)
+    flow('journey_step', step)
+  end
+
+  -- Funnel by cohort (day of the first event) and first channel.
+  local function reach_stage(stage)
+    local fkey = day_key(s.coh, 'funnel')
+    local field = s.fch .. '|' .. stage
+    add_int(fkey, field .. '|n', 1)
+    if stage > 0 then
+      local wait = math.max(at - tonumber(s.sat), 0) / 1000
+      local bucket = #WAIT_BOUNDS
+      for i, bound in ipairs(WAIT_BOUNDS) do
+        if wait <= bound then bucket = i - 1; break end
+      end
+      add_int(fkey, field .. '|w' .. bucket, 1)
+      add_float(fkey, field .. '|ws', wait)
+    end
+    s.stg, s.sat = tostring(stage), tostring(at)
+  end
+  local entered_now = false
+  if not s.stg then
+    s.coh, s.fch = day, ch
+    reach_stage(0)
+    entered_now = true
+  end
+  local stage = tonumber(s.stg)
+  local purchases_after = purchases + (is_purchase and 1 or 0)
+  if stage == 0 and is_purchase then
+    reach_stage(1)
+  elseif stage == 1 and not entered_now and ph == 'post_purchase' then
+    reach_stage(2)
+  elseif stage == 2 and (step == 'loyalty' or purchases_after >= 2) then
+    reach_stage(3)
+  end
+
+  -- Drop-out: every non-buyer is counted once, under the day and touchpoint of their last event.
+  if s.buy ~= '1' and in_order then
+    if s.lday then add_int(day_key(s.lday, 'drop'), s.ltp, -1) end
+    if is_purchase then
+      s.buy = '1'
+    else
+      s.lday, s.ltp = day, tp .. '|' .. ch
+      add_int(day_key(day, 'drop'), s.ltp, 1)
+    end
+  end
+
+  local tx = customer_key(subject, 'tx')
+  if is_purchase then
+    -- A journey quiet for longer than the window ended before this purchase.
+    local last = redis.call('LINDEX', tx, -1)
+    if last and parse_touch(last).at < at - window then close_journey(subject, segment) end
+    -- Conversions within the window after each touch, revenue split equally over them.
+    local touches = read_touches(subject)
+    local in_window = {}
+    for _, t in ipairs(touches) do
+      if t.at <= at and t.at >= at - window then in_window[#in_window + 1] = t end
+    end
+    for _, t in ipairs(in_window) do
+      local tdim = t.tp .. '|' .. t.ch .. '|' .. t.ph .. '|' .. t.seg
+      add_int(day_key(t.day, 'tp'), tdim .. '|c', 1)
+      add_float(day_key(t.day, 'tp'), tdim .. '|ar', value / #in_window)
+    end
+    add_int(stats, dim .. '|p', 1)
+    add_float(stats, dim .. '|r', value)
+    local pp = day_key(day, 'purchases')
+    add_int(pp, segment .. '|n', 1)
+    add_int(pp, segment .. '|t', #in_window)
+    add_float(pp, segment .. '|r', value)
+    -- The journey since the last purchase converts.
+    if #touches > 0 then count_journey(day, segment, touches, true, value, half_life) end
+    redis.call('DEL', tx)
+    redis.call('ZREM', P .. ':open', subject)
+    -- Outcomes of every decision for this customer within the window before the purchase.
+    local dlist = customer_key(subject, 'dec')
+    for _, id in ipairs(redis.call('ZRANGEBYSCORE', dlist, at - window, at)) do
+      local dkey, head = respond(id)
+      if dkey then
+        local before = tonumber(redis.call('HGET', dkey, 'v') or '0')
+        local after = before + value
+        redis.call('HSET', dkey, 'v', after)
+        local rkey = day_key(redis.call('HGET', dkey, 'day'), 'rec')
+        add_float(rkey, head .. '|v', value)
+        add_float(rkey, head .. '|v2', after * after - before * before)
+      end
+    end
+    s.p = tostring(purchases_after)
+  elseif is_touch then
+    local last = redis.call('LINDEX', tx, -1)
+    if last and parse_touch(last).at < at - window then close_journey(subject, segment) end
+    redis.call('RPUSH', tx, string.format('%013d', at) .. '|' .. tp .. '|' .. ch .. '|' .. ph .. '|' .. segment .. '|' .. day)
+    redis.call('LTRIM', tx, -MAX_PATH, -1)
+    redis.call('ZADD', P .. ':open', 'GT', at, subject)
+  end
+
+  if in_order then s.at = tostring(at) end
+  s.seg = segment_of(tonumber(s.p or '0'))
+  if at > watermark then watermark = at end
+  return 1
+end
+
+local applied = 0
+for base = 6, #ARGV, EVENT_FIELDS do applied = applied + record(base) end
+if applied == 0 then return 0 end
+
+local rate_key = P .. ':rate:' .. now_s
+redis.call('INCRBY', rate_key, applied)
+redis.call('EXPIRE', rate_key, 3600)
+for subject in pairs(touched) do
+  local flat = {}
+  for k, v in pairs(states[subject]) do flat[#flat + 1] = k; flat[#flat + 1] = v end
+  local state_key, seen = customer_key(subject, 's'), customer_key(subject, 'seen')
+  redis.call('HSET', state_key, unpack(flat))
+  redis.call('EXPIRE', state_key, ttl)
+  if redis.call('ZCARD', seen) > SEEN_KEEP then
+    redis.call('ZREMRANGEBYRANK', seen, 0, -SEEN_KEEP - 1)
+  end
+  redis.call('EXPIRE', seen, ttl)
+  redis.call('EXPIRE', customer_key(subject, 'tx'), ttl)
+end
+flush()
+local wm = P .. ':watermark'
+if watermark > tonumber(redis.call('GET', wm) or '0') then redis.call('SET', wm, watermark) end
+return applied
