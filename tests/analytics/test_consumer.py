@@ -113,3 +113,33 @@ def test_consumer_counts_each_event_once_and_commits(analytics_settings, redis_c
             assert committed == produced  # last processed + 1, summed over partitions
     finally:
         check.close()
+
+
+class ScriptedPolls:
+    """Answers `poll` from a list of batches, then with nothing; records the arguments."""
+
+    def __init__(self, batches):
+        self.batches = list(batches)
+        self.calls = []
+
+    def poll(self, timeout_ms, max_records):
+        self.calls.append((timeout_ms, max_records))
+        return self.batches.pop(0) if self.batches else {}
+
+
+def test_a_poll_waits_briefly_for_a_fuller_batch_in_partition_order():
+    a, b = TopicPartition("t", 0), TopicPartition("t", 1)
+    polls = ScriptedPolls([{a: [1, 2]}, {b: [10]}, {a: [3]}])
+    analytics = consumer.AnalyticsConsumer(polls, None, None, "t", "d")
+    assert analytics.poll_batch() == {a: [1, 2, 3], b: [10]}
+    # three answers, then one empty poll ends the wait
+    assert len(polls.calls) == 4
+    assert [limit for _, limit in polls.calls] == [500, 498, 497, 496]
+
+
+def test_a_full_batch_is_returned_without_waiting():
+    a = TopicPartition("t", 0)
+    polls = ScriptedPolls([{a: list(range(consumer.MAX_POLL_RECORDS))}, {a: [999]}])
+    analytics = consumer.AnalyticsConsumer(polls, None, None, "t", "d")
+    assert len(analytics.poll_batch()[a]) == consumer.MAX_POLL_RECORDS
+    assert len(polls.calls) == 1

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_MS = 500
 MAX_POLL_RECORDS = 500
+BATCH_LINGER_S = 0.1
 CLOSE_JOURNEYS_EVERY_S = 5.0
 RETRY_PAUSE_S = 1.0
 
@@ -83,9 +84,27 @@ class AnalyticsConsumer:
                 )
         return events, decisions
 
+    def poll_batch(self) -> dict:
+        """Records by partition: once some arrive, waits up to BATCH_LINGER_S for a fuller
+        batch, since one Lua call per 100 events shares their counter writes."""
+        batch = dict(self.kafka.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_POLL_RECORDS))
+        count = sum(len(items) for items in batch.values())
+        deadline = time.monotonic() + BATCH_LINGER_S
+        while 0 < count < MAX_POLL_RECORDS:
+            wait_ms = int((deadline - time.monotonic()) * 1000)
+            if wait_ms <= 0:
+                break
+            more = self.kafka.poll(timeout_ms=wait_ms, max_records=MAX_POLL_RECORDS - count)
+            if not more:
+                break
+            for partition, items in more.items():
+                batch.setdefault(partition, []).extend(items)
+                count += len(items)
+        return batch
+
     def step(self) -> int:
         """One poll; returns how many records it read."""
-        batch = self.kafka.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_POLL_RECORDS)
+        batch = self.poll_batch()
         records = [record for items in batch.values() for record in items]
         now = self.clock()
         if records:
