@@ -249,6 +249,10 @@ class Settings(BaseSettings):
     ingestion_port: int = Field(8001, description="Ingestion service port.")
     profile_port: int = Field(8002, description="Profile service port.")
     recommender_port: int = Field(8003, description="Recommender service port.")
+    recommender_workers: int = Field(
+        2, ge=1, le=64,
+        description="Recommender worker processes on the one port (metrics are summed over them).",
+    )
     data_dir: Path = Field(Path(".data"), description="Local state for `touchpoint run`.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level."

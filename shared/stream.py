@@ -8,8 +8,8 @@ else anonymous id), so one customer's events stay ordered in one partition.
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -32,7 +32,8 @@ class Record:
 
 
 def event_record(
-    event: TouchpointEvent, request_id: str | None = None, extra_headers: Sequence[tuple[str, bytes]] = ()
+    event: TouchpointEvent, request_id: str | None = None,
+    extra_headers: Sequence[tuple[str, bytes]] = (),
 ) -> Record:
     """The Kafka record carrying one validated event (extra headers: e.g. `traceparent`)."""
     headers: Headers = [

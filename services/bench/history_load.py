@@ -122,14 +122,15 @@ def _produce(settings: Settings, records: Iterator[Record], tick: Callable[[], N
 
 
 class GroupProgress:
-    """Committed offsets of the profile consumer group against the end of the topic."""
+    """Committed offsets of a consumer group (the profile group unless named) against the end
+    of the touchpoint topic."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, group_id: str | None = None):
         from kafka import KafkaConsumer, TopicPartition
 
         self.topic = settings.topic_touchpoints
         self.consumer = KafkaConsumer(**kafka_client_options(settings),
-                                      group_id=settings.kafka_consumer_group,
+                                      group_id=group_id or settings.kafka_consumer_group,
                                       enable_auto_commit=False)
         self._partition = TopicPartition
         self.partitions: list = []
@@ -277,16 +278,18 @@ def count_profiles(settings: Settings) -> dict[str, int]:
 
 
 def wait_for_fold(settings: Settings, total: int, timeout_s: float,
-                  alive: Callable[[], bool]) -> dict[str, Any]:
-    """Waits until the profile group committed every record; the fold rate and its timeline."""
-    progress_reader = GroupProgress(settings)
+                  alive: Callable[[], bool], group_id: str | None = None,
+                  label: str = "profile consumer folding the history") -> dict[str, Any]:
+    """Waits until the group (the profile group unless named) committed every record; the
+    fold rate and its timeline."""
+    progress_reader = GroupProgress(settings, group_id)
     end = progress_reader.end_offsets()
     samples: list[tuple[float, int]] = []
     first_progress = None
     deadline = time.monotonic() + timeout_s
     try:
         with _progress() as progress:
-            task = progress.add_task("profile consumer folding the history", total=end)
+            task = progress.add_task(label, total=end)
             while time.monotonic() < deadline and alive():
                 done = progress_reader.committed()
                 now = time.perf_counter()

@@ -105,6 +105,10 @@ def load_history(system: SystemUnderTest, plan: Plan, now: datetime, say) -> dic
     load.update(fold)
     # Server time per command during the fold: how much of it Redis itself spends.
     load["redis_commands"] = history_load.command_stats(settings.redis_url)
+    # The analytics aggregates belong in the memory figure: wait for them too.
+    analytics_started = time.monotonic()
+    catch_up(system, say, timeout_s=plan.fold_timeout_s)
+    load["analytics_catch_up_s"] = round(time.monotonic() - analytics_started, 1)
     if fold.get("fold_events_per_s"):
         memory_after = history_load.used_memory(settings.redis_url)
         subjects = history_load.count_profiles(settings)
@@ -122,13 +126,18 @@ def load_history(system: SystemUnderTest, plan: Plan, now: datetime, say) -> dic
 
 
 def catch_up(system: SystemUnderTest, say, timeout_s: float = 60) -> None:
-    """Waits for the profile consumer to fold what earlier scenarios sent."""
+    """Waits for the profile and analytics consumers to fold what earlier steps sent, so
+    their backlog does not compete with the next scenario."""
     if system.pid("profile") is None:
         return
-    state = history_load.wait_for_fold(system.settings, 0, timeout_s,
-                                       alive=lambda: system.pid("profile") is not None)
-    if not state.get("drained"):
-        say(f"profile consumer still behind: {state.get('reason')}")
+    settings = system.settings
+    for name, group in (("profile", settings.kafka_consumer_group),
+                        ("analytics", settings.analytics_consumer_group)):
+        state = history_load.wait_for_fold(
+            settings, 0, timeout_s, alive=lambda: system.pid("profile") is not None,
+            group_id=group, label=f"{name} consumer catching up")
+        if not state.get("drained"):
+            say(f"{name} consumer still behind: {state.get('reason')}")
 
 
 def run_suite(plan: Plan, mode: str, root: Path, write_docs: bool = True,

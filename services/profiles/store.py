@@ -198,7 +198,7 @@ class ProfileStore:
                     self._take(keys=names, args=[customer_id], client=pipe)
                 taken = pipe.execute()
             merging = []
-            for index, ((anonymous_id, customer_id, link_ms), result) in enumerate(
+            for index, ((anonymous_id, customer_id, _link_ms), result) in enumerate(
                     zip(links, taken, strict=True)):
                 if int(result[0]) == -1:
                     other = result[1].decode()

@@ -198,3 +198,10 @@ def create_app(
     app.include_router(routes.router, tags=["recommendations"])
     setup_tracing(app, "recommender", settings)
     return app
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process when `RECOMMENDER_WORKERS` is more than 1."""
+    from services.web.serve import worker_settings
+
+    return create_app(worker_settings())

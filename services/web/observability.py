@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import uuid
 
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -62,6 +64,16 @@ class RequestContextMiddleware:
                 .observe(time.perf_counter() - started)
 
 
+def exposed_registry(registry: CollectorRegistry) -> CollectorRegistry:
+    """The app's registry; with several worker processes, the sum of their metric files."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:
+        return registry
+    combined = CollectorRegistry()
+    MultiProcessCollector(combined, path=folder)
+    return combined
+
+
 def instrument(app: FastAPI, registry: CollectorRegistry, service: str) -> None:
     """Adds the request-context middleware and `GET /metrics` serving `registry`."""
     latency = Histogram(
@@ -73,4 +85,5 @@ def instrument(app: FastAPI, registry: CollectorRegistry, service: str) -> None:
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(exposed_registry(registry)),
+                        media_type=CONTENT_TYPE_LATEST)

@@ -1,22 +1,69 @@
-"""Runs a service's app factory under uvicorn with settings from the environment."""
+"""Runs a service's app factory under uvicorn with settings from the environment.
+
+With more than one worker, uvicorn starts that many processes on the one port, each building
+its own app through the service's `worker_app` factory; Prometheus metrics then go through
+files in `PROMETHEUS_MULTIPROC_DIR` (a fresh temporary folder unless set), and `/metrics`
+sums them.
+"""
 
 from __future__ import annotations
 
 import importlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from shared.logging import configure_logging
-from shared.settings import load_settings
+from shared.settings import Settings, load_settings
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
-def serve(factory_path: str, port_setting: str) -> None:
-    settings = load_settings()
+def _configure_logging(settings: Settings) -> None:
     configure_logging(settings.log_level, settings.log_format, settings.log_hash_customer_ids,
                       settings.log_hash_salt.get_secret_value().encode()
                       if settings.log_hash_salt else None)
+
+
+def _build(factory_path: str, settings: Settings) -> FastAPI:
     module_name, _, factory_name = factory_path.partition(":")
-    factory = getattr(importlib.import_module(module_name), factory_name)
-    app = factory(settings)
-    uvicorn.run(app, host=settings.host, port=getattr(settings, port_setting),
-                log_config=None, access_log=False, server_header=False)
+    return getattr(importlib.import_module(module_name), factory_name)(settings)
+
+
+def worker_settings() -> Settings:
+    """Settings from the environment, with logging set up: the start of a worker process."""
+    settings = load_settings()
+    _configure_logging(settings)
+    return settings
+
+
+def fresh_metrics_dir() -> Path:
+    """The folder the workers' metric files go to, emptied of an earlier run's files."""
+    configured = os.environ.get(MULTIPROCESS_ENV)
+    if not configured:
+        path = Path(tempfile.mkdtemp(prefix="touchpoint-metrics-"))
+    else:
+        path = Path(configured)
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True, exist_ok=True)
+    os.environ[MULTIPROCESS_ENV] = str(path)
+    return path
+
+
+def serve(factory_path: str, port_setting: str, workers_setting: str | None = None,
+          worker_factory: str | None = None) -> None:
+    """Serves `factory_path` (module:function taking the settings). Several workers need
+    `worker_factory`, a module:function without arguments that uvicorn calls in each."""
+    settings = worker_settings()
+    workers = getattr(settings, workers_setting) if workers_setting else 1
+    options = {"host": settings.host, "port": getattr(settings, port_setting),
+               "log_config": None, "access_log": False, "server_header": False}
+    if workers <= 1 or worker_factory is None:
+        uvicorn.run(_build(factory_path, settings), **options)
+        return
+    fresh_metrics_dir()
+    uvicorn.run(worker_factory, factory=True, workers=workers, **options)

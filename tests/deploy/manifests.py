@@ -28,8 +28,9 @@ _INTERPOLATION = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
 
 FIELDS = Settings.model_fields
 ENV_NAMES = {name.upper(): name for name in FIELDS}
-# Variables libraries read under their own standard names (OpenTelemetry's exporter settings).
-STANDARD_PREFIXES = ("OTEL_",)
+# Variables libraries read under their own standard names (OpenTelemetry's exporter settings,
+# prometheus_client's multi-process folder).
+STANDARD_PREFIXES = ("OTEL_", "PROMETHEUS_")
 
 
 def touchpoint_variables(env: dict[str, object]) -> dict[str, object]:

@@ -56,14 +56,20 @@ class RecommenderMetrics:
             registry=registry)
         self.model_info = Gauge(
             "touchpoint_recommender_model_info",
-            "1 for the model version in service.", ["model_version"], registry=registry)
+            "1 for the model version in service.", ["model_version"], registry=registry,
+            multiprocess_mode="max")
         self.feedback = Counter(
             "touchpoint_recommender_feedback_total",
             "Explicit outcomes received, by outcome.", ["outcome"], registry=registry)
+        self._serving: str | None = None
 
     def serving(self, version: str) -> None:
+        # Zero first: with several workers the metric files keep every version they set.
+        if self._serving is not None:
+            self.model_info.labels(self._serving).set(0)
         self.model_info.clear()
         self.model_info.labels(version).set(1)
+        self._serving = version
 
 
 class ThrottledWarning:
