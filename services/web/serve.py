@@ -17,6 +17,7 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
+from services.devstack.lifetime import die_with_parent
 from shared.logging import configure_logging
 from shared.settings import Settings, load_settings
 
@@ -34,11 +35,17 @@ def _build(factory_path: str, settings: Settings) -> FastAPI:
     return getattr(importlib.import_module(module_name), factory_name)(settings)
 
 
-def worker_settings() -> Settings:
-    """Settings from the environment, with logging set up: the start of a worker process."""
+def _settings() -> Settings:
     settings = load_settings()
     _configure_logging(settings)
     return settings
+
+
+def worker_settings() -> Settings:
+    """Settings from the environment, with logging set up: the start of a worker process
+    (which ends with the server process, even when that one is killed)."""
+    die_with_parent()
+    return _settings()
 
 
 def fresh_metrics_dir() -> Path:
@@ -58,7 +65,7 @@ def serve(factory_path: str, port_setting: str, workers_setting: str | None = No
           worker_factory: str | None = None) -> None:
     """Serves `factory_path` (module:function taking the settings). Several workers need
     `worker_factory`, a module:function without arguments that uvicorn calls in each."""
-    settings = worker_settings()
+    settings = _settings()
     workers = getattr(settings, workers_setting) if workers_setting else 1
     options = {"host": settings.host, "port": getattr(settings, port_setting),
                "log_config": None, "access_log": False, "server_header": False}
