@@ -105,8 +105,9 @@ class AnalyticsStore:
         except redis.RedisError as exc:
             raise StoreUnavailableError(f"analytics store: {exc}") from exc
 
-    def close_quiet_journeys(self, limit: int = 1000) -> int:
-        """Closes journeys quiet for longer than the window, by event time (the watermark)."""
+    def close_quiet_journeys(self, limit: int = 200) -> int:
+        """Closes journeys quiet for longer than the window, by event time (the watermark),
+        `limit` per script call so that Redis serves other clients in between."""
         try:
             watermark = int(self.client.get(keys.watermark_key(self.namespace)) or 0)
             if not watermark:
