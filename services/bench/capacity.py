@@ -80,7 +80,9 @@ def measured_from_results(document: dict) -> Measured:
     return Measured(
         ingest_events_per_process=float(ingest),
         fold_events_per_process=float(scenarios["consumer_fold"]["value"]),
-        decisions_per_process=float(recommend.get("achieved_rate") or 1.0),
+        # The recommender served the run with `recommender_workers` processes.
+        decisions_per_process=float(recommend.get("achieved_rate") or 1.0)
+        / max(1, int(document.get("recommender_workers") or 1)),
         redis_bytes_per_customer=float(scenarios["memory_per_customer"]["value"]),
         redis_ops_per_event=round(redis_ops, 1),
         redis_us_per_event=round(redis_us, 1),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.bench.capacity import Load, Measured, plan
+from services.bench.capacity import Load, Measured, measured_from_results, plan
 
 MEASURED = Measured(ingest_events_per_process=10_000, fold_events_per_process=5_000,
                     decisions_per_process=1_000, redis_bytes_per_customer=2048)
@@ -39,3 +39,18 @@ def test_redis_server_time_per_event_adds_shards():
     deployment = plan(costly, Load(1_000_000, 5_000, 0))
     assert deployment.redis_cores == pytest.approx(1.35)
     assert deployment.redis_shards == 3
+
+
+def test_decisions_per_process_divide_the_rate_by_the_recommender_workers():
+    document = {
+        "scenarios": [
+            {"name": "batch_ingest", "value": 10_000},
+            {"name": "consumer_fold", "value": 4_000},
+            {"name": "memory_per_customer", "value": 3_000},
+            {"name": "recommend_20", "data": {"max_rate": {"achieved_rate": 1_300}}},
+        ],
+        "ceilings": {},
+    }
+    assert measured_from_results(document).decisions_per_process == 1_300
+    document["recommender_workers"] = 2
+    assert measured_from_results(document).decisions_per_process == 650
