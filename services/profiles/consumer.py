@@ -145,7 +145,6 @@ class BatchProcessor:
                 if isinstance(d, Decoded) and d.delta is not None]
         if not work:
             return
-        self.store.refresh_generation()
         outcomes = self.store.apply([delta for _, delta in work])
         for (topic, _), outcome in zip(work, outcomes, strict=True):
             counts = result.by_topic.setdefault(topic, {})

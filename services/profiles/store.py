@@ -132,21 +132,37 @@ class ProfileStore:
             self._loaded = True
 
     def _execute_applies(self, deltas: Sequence[Delta]) -> list[Any]:
-        for attempt in (1, 2):
+        """One pipeline; unless pinned, it starts by reading the active generation, and when a
+        replay switched it meanwhile, the batch is applied again to the new one (the dedupe
+        makes the first application harmless)."""
+        script_reloaded = False
+        while True:
             self._ensure_loaded()
+            following = self._pinned_generation is None
             with self.client.pipeline(transaction=False) as pipe:
+                if following:
+                    pipe.get(keys.generation_pointer_key(self.base))
                 for delta in deltas:
                     self._queue_apply(pipe, delta)
                 try:
-                    return pipe.execute()
+                    results = pipe.execute()
                 except redis.exceptions.NoScriptError:
-                    if attempt == 2:
+                    if script_reloaded:
                         raise
+                    script_reloaded = True
                     self._loaded = False  # the server restarted or flushed its scripts
-        raise AssertionError("unreachable")
+                    continue
+            if not following:
+                return results
+            raw, results = results[0], results[1:]
+            active = raw.decode() if raw else None
+            if active == self._generation:
+                return results
+            self._generation = active
 
     def apply(self, deltas: Sequence[Delta]) -> list[Outcome]:
-        """Apply deltas in one pipelined round trip (plus one per redirect round)."""
+        """Apply deltas in one pipelined round trip (plus one per redirect round), to the
+        active generation."""
         outcomes: list[Outcome | None] = [None] * len(deltas)
         pending = list(enumerate(deltas))
         for _ in range(3):  # a redirect points at a customer; customers never redirect

@@ -40,6 +40,19 @@ def test_same_event_delivered_three_times_counts_once(store):
     assert state["n"]["orders"] == 1 and state["n"]["rv:VND"] == 100 and state["n"]["ev"] == 1
 
 
+def test_a_batch_goes_to_the_generation_active_when_it_is_written(store, redis_client, settings):
+    first = event_delta(event("g1", "web.visit", 0), CATALOG, "c:c-1")
+    assert store.apply([first]) == [Outcome.APPLIED]
+    # A replay switches the active generation; the store has not looked since.
+    redis_client.set(keys.generation_pointer_key(settings.redis_namespace), "r2")
+    second = event_delta(event("g2", "web.visit", 1), CATALOG, "c:c-1")
+    assert store.apply([second]) == [Outcome.APPLIED]
+    assert store.namespace == keys.generation_namespace(settings.redis_namespace, "r2")
+    assert store.read("c:c-1").state["n"]["ev"] == 1  # only the event after the switch
+    old = ProfileStore(redis_client, settings.redis_namespace, generation="")
+    assert old.read("c:c-1").state["n"]["ev"] == 2  # applied there too, harmlessly
+
+
 def test_out_of_order_events_match_the_clean_fold(store):
     events = [event(f"e{m}", "web.visit", m) for m in (30, 10, 50, 0, 20, 40, 5)]
     deltas = [event_delta(e, CATALOG, "c:c-1") for e in events]
