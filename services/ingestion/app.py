@@ -17,6 +17,7 @@ from services.web.errors import install_error_handlers
 from services.web.health import health_router
 from services.web.observability import instrument
 from services.web.rate_limit import install_rate_limit
+from services.web.startup import startup_objects_frozen
 from services.web.tracing import FASTAPI_TELEMETRY, setup_tracing
 from shared.api_keys import KeyStore
 from shared.settings import Settings
@@ -46,7 +47,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
+        with startup_objects_frozen():
+            yield
         runtime.publisher.close()
 
     app = FastAPI(

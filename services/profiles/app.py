@@ -23,6 +23,7 @@ from services.web.errors import install_error_handlers
 from services.web.health import health_router
 from services.web.observability import instrument
 from services.web.rate_limit import install_rate_limit
+from services.web.startup import startup_objects_frozen
 from services.web.tracing import FASTAPI_TELEMETRY, setup_tracing
 from shared.errors import StoreUnavailableError
 from shared.settings import Settings
@@ -87,7 +88,8 @@ def create_app(
             if analytics is not None:
                 runtime.threads["analytics"] = analytics
         try:
-            yield
+            with startup_objects_frozen():
+                yield
         finally:
             stop.set()
             for thread in runtime.threads.values():

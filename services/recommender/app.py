@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -37,6 +36,7 @@ from services.web.errors import install_error_handlers
 from services.web.health import health_router
 from services.web.observability import instrument
 from services.web.rate_limit import install_rate_limit
+from services.web.startup import startup_objects_frozen
 from services.web.tracing import FASTAPI_TELEMETRY, setup_tracing
 from shared.actions import ActionCatalog, load_actions
 from shared.api_keys import KeyStore
@@ -153,14 +153,10 @@ def create_app(
         poller = asyncio.create_task(follow_registry())
         if outbound is not None:
             await outbound.start()
-        # What start-up built lives as long as the app: keeping it out of the collector's
-        # scans makes the full collections, and the latency spikes they cause, short.
-        gc.collect()
-        gc.freeze()
         try:
-            yield
+            with startup_objects_frozen():
+                yield
         finally:
-            gc.unfreeze()
             if outbound is not None:
                 await asyncio.to_thread(outbound.stop)
                 outbound.redis.close()
