@@ -247,6 +247,10 @@ class Settings(BaseSettings):
     # --- Services ----------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Interface the HTTP services bind to.")
     ingestion_port: int = Field(8001, description="Ingestion service port.")
+    ingestion_workers: int = Field(
+        2, ge=1, le=64,
+        description="Ingestion worker processes on the one port (metrics are summed over them).",
+    )
     profile_port: int = Field(8002, description="Profile service port.")
     recommender_port: int = Field(8003, description="Recommender service port.")
     recommender_workers: int = Field(

@@ -66,3 +66,10 @@ def create_app(
     setup_tracing(app, "ingestion", settings, span_exporter)
     app.include_router(webhook_router(settings))
     return app
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process when `INGESTION_WORKERS` is more than 1."""
+    from services.web.serve import worker_settings
+
+    return create_app(worker_settings())
