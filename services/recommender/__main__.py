@@ -4,5 +4,4 @@ from services.web.serve import serve
 
 if __name__ == "__main__":
     serve("services.recommender.app:create_app", port_setting="recommender_port",
-          workers_setting="recommender_workers",
-          worker_factory="services.recommender.app:worker_app")
+          workers_setting="recommender_workers")

@@ -36,6 +36,7 @@ from services.web.errors import install_error_handlers
 from services.web.health import health_router
 from services.web.observability import instrument
 from services.web.rate_limit import install_rate_limit
+from services.web.serve import worker_factory
 from services.web.startup import startup_objects_frozen
 from services.web.tracing import FASTAPI_TELEMETRY, setup_tracing
 from shared.actions import ActionCatalog, load_actions
@@ -202,8 +203,5 @@ def create_app(
     return app
 
 
-def worker_app() -> FastAPI:
-    """The app of one worker process when `RECOMMENDER_WORKERS` is more than 1."""
-    from services.web.serve import worker_settings
-
-    return create_app(worker_settings())
+# The app of one worker process when `RECOMMENDER_WORKERS` is more than 1.
+worker_app = worker_factory(create_app)

@@ -16,6 +16,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.logging import request_id_var
 
 REQUEST_ID_HEADER = b"x-request-id"
+# prometheus_client's folder for the metric files of several worker processes.
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 
 
@@ -66,7 +68,7 @@ class RequestContextMiddleware:
 
 def exposed_registry(registry: CollectorRegistry) -> CollectorRegistry:
     """The app's registry; with several worker processes, the sum of their metric files."""
-    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    folder = os.environ.get(MULTIPROCESS_ENV)
     if not folder:
         return registry
     combined = CollectorRegistry()

@@ -1,7 +1,8 @@
 """Runs a service's app factory under uvicorn with settings from the environment.
 
 With more than one worker, uvicorn starts that many processes on the one port, each building
-its own app through the service's `worker_app` factory; Prometheus metrics then go through
+its own app through `worker_app` in the factory's module (see `worker_factory`); Prometheus
+metrics then go through
 files in `PROMETHEUS_MULTIPROC_DIR` (a fresh temporary folder unless set), and `/metrics`
 sums them.
 """
@@ -12,16 +13,16 @@ import importlib
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
 
 from services.devstack.lifetime import die_with_parent
+from services.web.observability import MULTIPROCESS_ENV
 from shared.logging import configure_logging
 from shared.settings import Settings, load_settings
-
-MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -41,11 +42,16 @@ def _settings() -> Settings:
     return settings
 
 
-def worker_settings() -> Settings:
-    """Settings from the environment, with logging set up: the start of a worker process
-    (which ends with the server process, even when that one is killed)."""
-    die_with_parent()
-    return _settings()
+def worker_factory(create_app: Callable[[Settings], FastAPI]) -> Callable[[], FastAPI]:
+    """The `worker_app` a service module defines for several workers: in each worker process
+    (which ends with the server process, even when that one is killed), settings from the
+    environment and logging, then the app."""
+
+    def worker_app() -> FastAPI:
+        die_with_parent()
+        return create_app(_settings())
+
+    return worker_app
 
 
 def fresh_metrics_dir() -> Path:
@@ -61,16 +67,16 @@ def fresh_metrics_dir() -> Path:
     return path
 
 
-def serve(factory_path: str, port_setting: str, workers_setting: str | None = None,
-          worker_factory: str | None = None) -> None:
-    """Serves `factory_path` (module:function taking the settings). Several workers need
-    `worker_factory`, a module:function without arguments that uvicorn calls in each."""
+def serve(factory_path: str, port_setting: str, workers_setting: str | None = None) -> None:
+    """Serves `factory_path` (module:function taking the settings); with `workers_setting`
+    above 1, that many processes, each built by the module's `worker_app`."""
     settings = _settings()
     workers = getattr(settings, workers_setting) if workers_setting else 1
     options = {"host": settings.host, "port": getattr(settings, port_setting),
                "log_config": None, "access_log": False, "server_header": False}
-    if workers <= 1 or worker_factory is None:
+    if workers <= 1:
         uvicorn.run(_build(factory_path, settings), **options)
         return
     fresh_metrics_dir()
-    uvicorn.run(worker_factory, factory=True, workers=workers, **options)
+    module_name = factory_path.partition(":")[0]
+    uvicorn.run(f"{module_name}:worker_app", factory=True, workers=workers, **options)
