@@ -111,6 +111,9 @@ def test_link_interrupted_after_first_step_completes_on_redelivery(store, redis_
                  keys.alias_key(ns, "a:v-9")]
     store._take(keys=anon_keys, args=["c-1"])  # the crash happens right after step 1
     assert store.apply([_anon("a2", "web.visit", 5)]) == [Outcome.APPLIED]  # redirected
+    # The batch that held a1 is redelivered: a1 is still in the taken anonymous history,
+    # which the customer absorbs below, so it must not be applied to the customer as well.
+    assert store.apply([_anon("a1", "web.visit", 0)]) == [Outcome.DUPLICATE]
     assert store.link("v-9", "c-1", epoch_ms(T0)).merged
     state = store.read("c:c-1").state
     assert state["n"]["ev"] == 2 and state["al"] == ["v-9"]

@@ -5,12 +5,14 @@
 -- Returns {1} applied, {0} duplicate, {2} refused (erased), {3, customer} merged into customer.
 local occurred_ms = tonumber(ARGV[6])
 if refused_by_tombstone(KEYS[3], occurred_ms) then return {2} end
-local merged_into = redis.call('GET', KEYS[4])
-if merged_into then return {3, merged_into} end
+-- The ring is checked before the alias: between the two link steps a taken anonymous
+-- history still holds its events, and the customer will absorb them with it.
 local packed = redis.call('GET', KEYS[1])
 local state = packed and cmsgpack.unpack(packed) or {}
 local ring = state.sn or ''
 if ring_has(ring, ARGV[1]) then return {0} end
+local merged_into = redis.call('GET', KEYS[4])
+if merged_into then return {3, merged_into} end
 state.sn = nil
 merge_state(state, cmsgpack.unpack(ARGV[2]))
 state.sn = ring_trim(ring .. ARGV[1], tonumber(ARGV[5]))
