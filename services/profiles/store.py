@@ -9,7 +9,7 @@ idempotent steps; see `link`. Redis errors become `StoreUnavailableError` here.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from importlib import resources
@@ -118,40 +118,50 @@ class ProfileStore:
 
     # --- writes -----------------------------------------------------------------------
 
-    def _queue_apply(self, pipe: Any, delta: Delta) -> None:
-        # EVALSHA straight on the pipeline: the Script wrapper costs more per call than the
-        # script itself saves; `_ensure_loaded` makes sure the server knows the sha.
-        pipe.execute_command(
-            "EVALSHA", self._apply.sha, 4, *self._subject_keys(delta.subject), delta.dedupe,
-            pack_state(delta.state), delta.timeline_entry or "", self.timeline_capacity,
-            self.dedupe_capacity, delta.occurred_ms)
+    @staticmethod
+    def _queue(pipe: Any, script: Script, script_keys: Sequence[str],
+               args: Sequence[Any]) -> None:
+        # EVALSHA straight on the pipeline: the Script wrapper asks the server whether it knows
+        # the script on every pipeline, a round trip; `_pipelined` loads them once.
+        pipe.execute_command("EVALSHA", script.sha, len(script_keys), *script_keys, *args)
 
-    def _ensure_loaded(self) -> None:
-        if not self._loaded:
-            self.client.script_load(self._apply.script)
-            self._loaded = True
+    def _queue_apply(self, pipe: Any, delta: Delta) -> None:
+        self._queue(pipe, self._apply, self._subject_keys(delta.subject), (
+            delta.dedupe, pack_state(delta.state), delta.timeline_entry or "",
+            self.timeline_capacity, self.dedupe_capacity, delta.occurred_ms))
+
+    def _pipelined(self, queue: Callable[[Any], None]) -> list[Any]:
+        """Runs the commands `queue` puts on a pipeline; loads the scripts again once if the
+        server forgot them (it restarted, or someone flushed its scripts)."""
+        for attempt in range(2):
+            if not self._loaded:
+                for script in (self._apply, self._take, self._merge, self._release):
+                    self.client.script_load(script.script)
+                self._loaded = True
+            with self.client.pipeline(transaction=False) as pipe:
+                queue(pipe)
+                try:
+                    return pipe.execute()
+                except redis.exceptions.NoScriptError:
+                    if attempt:
+                        raise
+                    self._loaded = False
+        raise AssertionError("unreachable")
 
     def _execute_applies(self, deltas: Sequence[Delta]) -> list[Any]:
         """One pipeline; unless pinned, it starts by reading the active generation, and when a
         replay switched it meanwhile, the batch is applied again to the new one (the dedupe
         makes the first application harmless)."""
-        script_reloaded = False
+        following = self._pinned_generation is None
+
+        def queue(pipe: Any) -> None:
+            if following:
+                pipe.get(keys.generation_pointer_key(self.base))
+            for delta in deltas:
+                self._queue_apply(pipe, delta)
+
         while True:
-            self._ensure_loaded()
-            following = self._pinned_generation is None
-            with self.client.pipeline(transaction=False) as pipe:
-                if following:
-                    pipe.get(keys.generation_pointer_key(self.base))
-                for delta in deltas:
-                    self._queue_apply(pipe, delta)
-                try:
-                    results = pipe.execute()
-                except redis.exceptions.NoScriptError:
-                    if script_reloaded:
-                        raise
-                    script_reloaded = True
-                    self._loaded = False  # the server restarted or flushed its scripts
-                    continue
+            results = self._pipelined(queue)
             if not following:
                 return results
             raw, results = results[0], results[1:]
@@ -209,10 +219,11 @@ class ProfileStore:
                      for subject in (keys.anonymous_subject(a) for a, _, _ in links)]
         outcomes: list[LinkOutcome | None] = [None] * len(links)
         try:
-            with self.client.pipeline(transaction=False) as pipe:
+            def queue_takes(pipe: Any) -> None:
                 for (_, customer_id, _), names in zip(links, anon_keys, strict=True):
-                    self._take(keys=names, args=[customer_id], client=pipe)
-                taken = pipe.execute()
+                    self._queue(pipe, self._take, names, [customer_id])
+
+            taken = self._pipelined(queue_takes)
             merging = []
             for index, ((anonymous_id, customer_id, _link_ms), result) in enumerate(
                     zip(links, taken, strict=True)):
@@ -225,22 +236,22 @@ class ProfileStore:
                 else:
                     merging.append((index, result[1], result[2:]))
             if merging:
-                with self.client.pipeline(transaction=False) as pipe:
+                def queue_merges(pipe: Any) -> None:
                     for index, packed, lines in merging:
                         anonymous_id, customer_id, link_ms = links[index]
                         cust = keys.customer_subject(customer_id)
-                        self._merge(
-                            keys=[keys.profile_key(ns, cust), keys.timeline_key(ns, cust),
-                                  keys.tombstone_key(self.base, cust)],
-                            args=[anonymous_id, packed, self.timeline_capacity,
-                                  self.dedupe_capacity, link_ms, *lines],
-                            client=pipe)
-                    merged = pipe.execute()
-                with self.client.pipeline(transaction=False) as pipe:
+                        self._queue(pipe, self._merge,
+                                    [keys.profile_key(ns, cust), keys.timeline_key(ns, cust),
+                                     keys.tombstone_key(self.base, cust)],
+                                    [anonymous_id, packed, self.timeline_capacity,
+                                     self.dedupe_capacity, link_ms, *lines])
+
+                def queue_releases(pipe: Any) -> None:
                     for index, _, _ in merging:
-                        self._release(keys=anon_keys[index], args=[links[index][1]],
-                                      client=pipe)
-                    pipe.execute()
+                        self._queue(pipe, self._release, anon_keys[index], [links[index][1]])
+
+                merged = self._pipelined(queue_merges)
+                self._pipelined(queue_releases)
                 for (index, _, _), result in zip(merging, merged, strict=True):
                     anonymous_id, customer_id, _ = links[index]
                     outcomes[index] = LinkOutcome(anonymous_id, customer_id,
