@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     profile_consumer_batch_size: int = Field(
         500, ge=1, le=50_000, description="Records the profile consumer applies per batch."
     )
+    profile_consumer_processes: int = Field(
+        1, ge=0, le=64, description="Processes the profile service runs for each of its two "
+        "consumer groups (profile state, analytics) beside its API process, restarted when they "
+        "exit; 0 runs both consumers as threads inside the API process."
+    )
     profile_max_consecutive_dead_letters: int = Field(
         100, ge=1, description="Undecodable records in a row that stop the profile consumer."
     )

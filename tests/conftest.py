@@ -57,4 +57,6 @@ def settings(redis_server: EmbeddedRedis, kafka_broker: EmbeddedBroker, test_id:
         kafka_consumer_group=f"profiles-{test_id}",
         kafka_linger_ms=1,
         auth_disabled=True,  # API-key tests pass their own key store
+        profile_consumer_processes=0,  # consumer threads the tests can inspect; see
+        # tests/profiles/test_consumer_processes.py for the processes
     )

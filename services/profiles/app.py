@@ -1,4 +1,5 @@
-"""The profile service: consumer thread(s) keeping profiles in Redis, and the profile API."""
+"""The profile service: the profile API, and the consumers keeping profiles and analytics in
+Redis (processes of their own by default, threads of the API process when asked)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from services.profiles import api
 from services.profiles.consumer import build_consumer
+from services.profiles.consumer_processes import ConsumerProcesses
 from services.profiles.deps import ProfileRuntime
 from services.profiles.metrics import ProfileMetrics
 from services.profiles.store import ProfileStore
@@ -59,9 +61,12 @@ def create_app(
     settings: Settings, redis_client: redis.Redis | None = None, run_consumers: bool = True,
 ) -> FastAPI:
     registry = CollectorRegistry()
+    in_processes = run_consumers and settings.profile_consumer_processes > 0
+    # Consumer processes report their own metrics; the API process then has none to show.
     runtime = ProfileRuntime(settings=settings,
                              catalog=load_catalog(settings.touchpoint_catalog_file),
-                             metrics=ProfileMetrics(registry))
+                             metrics=ProfileMetrics(None if in_processes else registry))
+    consumer_processes = ConsumerProcesses(settings, registry) if in_processes else None
     dead_letters = KafkaPublisher(settings)
 
     @asynccontextmanager
@@ -74,7 +79,10 @@ def create_app(
         runtime.store = build_store(settings, client)
         runtime.store.refresh_generation()
         stop = threading.Event()
-        if run_consumers:
+        if consumer_processes is not None:
+            app.state.child_metrics_dir = str(consumer_processes.metrics_dir)
+            consumer_processes.start()
+        elif run_consumers:
             def consume() -> None:
                 # Built in the thread: the API starts even while Kafka is not reachable yet.
                 consumer = build_consumer(settings, build_store(settings, client),
@@ -92,6 +100,8 @@ def create_app(
                 yield
         finally:
             stop.set()
+            if consumer_processes is not None:
+                consumer_processes.stop()
             for thread in runtime.threads.values():
                 thread.join(timeout=15)
             dead_letters.close()
@@ -101,6 +111,7 @@ def create_app(
     app = FastAPI(title="Touchpoint profiles", version="1.0.0", description=DESCRIPTION,
                   lifespan=lifespan, telemetry=FASTAPI_TELEMETRY)
     app.state.runtime = runtime
+    app.state.consumer_processes = consumer_processes
     app.state.settings = settings
     install_error_handlers(app)
     install_auth(app, settings)
@@ -121,6 +132,9 @@ def create_app(
         for name, thread in runtime.threads.items():
             if not thread.is_alive():
                 raise RuntimeError(f"the {name} consumer stopped (see the logs)")
+        stopped = consumer_processes.not_running() if consumer_processes else []
+        if stopped:
+            raise RuntimeError("consumer processes not running: " + ", ".join(stopped))
 
     app.include_router(health_router("profiles", {
         "redis": redis_ready, "kafka": dead_letters.check, "consumers": consumers_running}))

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import signal
 import threading
 from datetime import UTC, datetime
@@ -91,31 +90,15 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _consume(args: argparse.Namespace) -> int:
-    from services.profiles.app import build_store
-    from services.profiles.consumer import TooManyDeadLetters, build_consumer
-    from services.profiles.metrics import ProfileMetrics
-    from services.streaming.publisher import KafkaPublisher
-    from shared.logging import configure_logging
+    from services.profiles.consumer_processes import run_profile_consumer
+    from services.web.serve import configure_service_logging
 
     settings = load_settings()
-    configure_logging(settings.log_level, settings.log_format)
-    client = _client(settings)
-    publisher = KafkaPublisher(settings)
+    configure_service_logging(settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    consumer = build_consumer(settings, build_store(settings, client),
-                              load_catalog(settings.touchpoint_catalog_file), publisher,
-                              ProfileMetrics())
-    try:
-        consumer.run(stop)
-    except TooManyDeadLetters as exc:
-        logging.getLogger(__name__).error("%s", exc)
-        return 3
-    finally:
-        publisher.close()
-        client.close()
-    return 0
+    return run_profile_consumer(settings, stop)
 
 
 def _replay(args: argparse.Namespace) -> int:

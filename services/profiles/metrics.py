@@ -32,7 +32,8 @@ class ProfileMetrics:
                                      registry=r)
         self.lag = Gauge("touchpoint_profile_consumer_lag",
                          "Records behind the end of each assigned partition.",
-                         ["topic", "partition"], registry=r)
+                         ["topic", "partition"], registry=r,
+                         multiprocess_mode="mostrecent")
         self.batch_seconds = Histogram(
             "touchpoint_profile_batch_seconds", "Time from poll to commit for one batch.",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),

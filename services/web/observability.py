@@ -66,13 +66,30 @@ class RequestContextMiddleware:
                 .observe(time.perf_counter() - started)
 
 
-def exposed_registry(registry: CollectorRegistry) -> CollectorRegistry:
-    """The app's registry; with several worker processes, the sum of their metric files."""
+class _RegistryAndFiles:
+    """A collector: one registry's metrics followed by those summed from a folder's files."""
+
+    def __init__(self, registry: CollectorRegistry, folder: str):
+        self.registry = registry
+        self.files = MultiProcessCollector(None, path=folder)
+
+    def collect(self):
+        yield from self.registry.collect()
+        yield from self.files.collect()
+
+
+def exposed_registry(registry: CollectorRegistry,
+                     children_dir: str | None = None) -> CollectorRegistry:
+    """The app's registry; with several worker processes, the sum of their metric files; with
+    child processes writing to `children_dir`, the app's registry plus their sums."""
     folder = os.environ.get(MULTIPROCESS_ENV)
-    if not folder:
+    combined = CollectorRegistry(auto_describe=False)
+    if folder:
+        MultiProcessCollector(combined, path=folder)
+    elif children_dir:
+        combined.register(_RegistryAndFiles(registry, children_dir))
+    else:
         return registry
-    combined = CollectorRegistry()
-    MultiProcessCollector(combined, path=folder)
     return combined
 
 
@@ -87,5 +104,6 @@ def instrument(app: FastAPI, registry: CollectorRegistry, service: str) -> None:
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
-        return Response(generate_latest(exposed_registry(registry)),
+        children_dir = getattr(app.state, "child_metrics_dir", None)
+        return Response(generate_latest(exposed_registry(registry, children_dir)),
                         media_type=CONTENT_TYPE_LATEST)

@@ -25,7 +25,8 @@ from shared.logging import configure_logging
 from shared.settings import Settings, load_settings
 
 
-def _configure_logging(settings: Settings) -> None:
+def configure_service_logging(settings: Settings) -> None:
+    """Logging as the settings ask, for a service process or a worker of one."""
     configure_logging(settings.log_level, settings.log_format, settings.log_hash_customer_ids,
                       settings.log_hash_salt.get_secret_value().encode()
                       if settings.log_hash_salt else None)
@@ -38,7 +39,7 @@ def _build(factory_path: str, settings: Settings) -> FastAPI:
 
 def _settings() -> Settings:
     settings = load_settings()
-    _configure_logging(settings)
+    configure_service_logging(settings)
     return settings
 
 
