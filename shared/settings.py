@@ -63,6 +63,10 @@ class Settings(BaseSettings):
         "consumer groups (profile state, analytics) beside its API process, restarted when they "
         "exit; 0 runs both consumers as threads inside the API process."
     )
+    profile_consumer_fetch_wait_ms: int = Field(
+        50, ge=1, le=10_000, description="Longest the broker may hold the profile consumer's "
+        "fetch while it has no new records: bounds how long an event waits to be read."
+    )
     profile_max_consecutive_dead_letters: int = Field(
         100, ge=1, description="Undecodable records in a row that stop the profile consumer."
     )

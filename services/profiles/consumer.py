@@ -208,6 +208,7 @@ def build_kafka_consumer(
                 session_timeout_ms=10_000,
                 heartbeat_interval_ms=1_000,
                 max_poll_interval_ms=300_000,
+                fetch_max_wait_ms=settings.profile_consumer_fetch_wait_ms,
             )
         except NoBrokersAvailable as exc:
             stopping = stop is not None and stop.is_set()
