@@ -129,11 +129,10 @@ class ConsumerSlot:
 class ConsumerProcesses:
     """Starts, watches and stops the consumer processes of one profile service."""
 
-    def __init__(self, settings: Settings, registry: CollectorRegistry,
-                 processes_per_consumer: int | None = None):
-        count = processes_per_consumer or settings.profile_consumer_processes
+    def __init__(self, settings: Settings, registry: CollectorRegistry):
         self.settings = settings
-        self.slots = [ConsumerSlot(kind, index) for kind in CONSUMERS for index in range(count)]
+        self.slots = [ConsumerSlot(kind, index) for kind in CONSUMERS
+                      for index in range(settings.profile_consumer_processes)]
         shared_dir = os.environ.get(MULTIPROCESS_ENV)
         self._owns_dir = not shared_dir
         self.metrics_dir = Path(shared_dir or tempfile.mkdtemp(prefix="touchpoint-consumers-"))
