@@ -40,7 +40,7 @@ RESTART_FIRST_PAUSE_S = 1.0
 RESTART_MAX_PAUSE_S = 30.0
 HEALTHY_RUN_S = 60.0  # a child that ran this long restarts after the first pause again
 WATCH_EVERY_S = 0.5
-STOP_TIMEOUT_S = 15.0
+STOP_TIMEOUT_S = 10.0  # inside the 15 s `touchpoint run` gives a service to stop
 
 
 def _redis(settings: Settings) -> redis.Redis:
