@@ -62,11 +62,11 @@ def create_app(
 ) -> FastAPI:
     registry = CollectorRegistry()
     in_processes = run_consumers and settings.profile_consumer_processes > 0
-    # Consumer processes report their own metrics; the API process then has none to show.
     runtime = ProfileRuntime(settings=settings,
-                             catalog=load_catalog(settings.touchpoint_catalog_file),
-                             metrics=ProfileMetrics(None if in_processes else registry))
+                             catalog=load_catalog(settings.touchpoint_catalog_file))
+    # Consumer processes report their own metrics; otherwise the API process shows them.
     consumer_processes = ConsumerProcesses(settings, registry) if in_processes else None
+    consumer_metrics = None if in_processes else ProfileMetrics(registry)
     dead_letters = KafkaPublisher(settings)
 
     @asynccontextmanager
@@ -86,7 +86,7 @@ def create_app(
             def consume() -> None:
                 # Built in the thread: the API starts even while Kafka is not reachable yet.
                 consumer = build_consumer(settings, build_store(settings, client),
-                                          runtime.catalog, dead_letters, runtime.metrics, stop)
+                                          runtime.catalog, dead_letters, consumer_metrics, stop)
                 consumer.run(stop)
 
             thread = threading.Thread(target=consume, name="profile-consumer", daemon=True)

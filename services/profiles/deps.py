@@ -12,7 +12,6 @@ from typing import Annotated
 import redis
 from fastapi import Depends, Request
 
-from services.profiles.metrics import ProfileMetrics
 from services.profiles.store import ProfileStore
 from shared.errors import UnavailableError
 from shared.settings import Settings
@@ -27,7 +26,6 @@ def utc_now() -> datetime:
 class ProfileRuntime:
     settings: Settings
     catalog: TouchpointCatalog
-    metrics: ProfileMetrics
     now: Callable[[], datetime] = utc_now
     redis: redis.Redis | None = None
     store: ProfileStore | None = None
