@@ -33,7 +33,11 @@ from services.outbound import signing
 from services.outbound.backoff import retry_delay
 from services.outbound.messages import decision_message, wants
 from services.outbound.store import OutboundStore
-from services.streaming.publisher import kafka_client_options
+from services.streaming.publisher import (
+    CONSUMER_CLOSE_TIMEOUT_MS,
+    CONSUMER_COMMIT_TIMEOUT_MS,
+    kafka_client_options,
+)
 from shared.decisions import DecisionRecord
 from shared.errors import NotFoundError, StoreUnavailableError
 from shared.settings import Settings
@@ -169,13 +173,14 @@ def _run_intake(consumer: KafkaConsumer, intake: DecisionIntake,
                 values = [r.value for records in batch.values() for r in records]
                 if values:
                     intake.handle(values)
-                    consumer.commit()  # only after Redis holds the messages
+                    # Only after Redis holds the messages.
+                    consumer.commit(timeout_ms=CONSUMER_COMMIT_TIMEOUT_MS)
             except (KafkaError, StoreUnavailableError, redis.RedisError) as exc:
                 log.warning("outbound intake paused: %s", exc)
                 stop.wait(2.0)
                 try_rewind(consumer)
     finally:
-        consumer.close()
+        consumer.close(timeout_ms=CONSUMER_CLOSE_TIMEOUT_MS)
 
 
 def try_rewind(consumer: KafkaConsumer) -> None:

@@ -22,7 +22,11 @@ from pydantic import ValidationError
 from services.outbound import keys
 from services.outbound.dispatcher import try_rewind
 from services.outbound.store import OutboundStore
-from services.streaming.publisher import kafka_client_options
+from services.streaming.publisher import (
+    CONSUMER_CLOSE_TIMEOUT_MS,
+    CONSUMER_COMMIT_TIMEOUT_MS,
+    kafka_client_options,
+)
 from shared.events import TouchpointEvent
 from shared.settings import Settings
 from shared.stream import decode_event
@@ -112,13 +116,13 @@ def start_triggers(settings: Settings, redis_client: redis.Redis, catalog: Touch
                     values = [r.value for records in batch.values() for r in records]
                     if values:
                         triggers.handle(values)
-                        consumer.commit()
+                        consumer.commit(timeout_ms=CONSUMER_COMMIT_TIMEOUT_MS)
                 except Exception as exc:  # a failing recommender call must not kill the loop
                     log.warning("profile triggers paused: %s", exc)
                     stop_event.wait(2.0)
                     try_rewind(consumer)
         finally:
-            consumer.close()
+            consumer.close(timeout_ms=CONSUMER_CLOSE_TIMEOUT_MS)
 
     thread = threading.Thread(target=run, name="outbound-triggers", daemon=True)
     thread.start()

@@ -26,7 +26,12 @@ from kafka.structs import OffsetAndMetadata
 from services.profiles.decoding import DeadLetter, Decoded, Link, decode_decision, decode_touchpoint
 from services.profiles.metrics import ProfileMetrics
 from services.profiles.store import Outcome, ProfileStore
-from services.streaming.publisher import Publisher, kafka_client_options
+from services.streaming.publisher import (
+    CONSUMER_CLOSE_TIMEOUT_MS,
+    CONSUMER_COMMIT_TIMEOUT_MS,
+    Publisher,
+    kafka_client_options,
+)
 from shared.errors import BrokerUnavailableError, TouchpointError, UnavailableError
 from shared.settings import Settings
 from shared.stream import REQUEST_ID_HEADER, dead_letter_record, header
@@ -262,7 +267,7 @@ class ProfileConsumer:
             log.error("profile consumer stopped: %s", exc)
             raise
         finally:
-            self.consumer.close(autocommit=False)
+            self.consumer.close(autocommit=False, timeout_ms=CONSUMER_CLOSE_TIMEOUT_MS)
 
     def _poll(self, stop: threading.Event) -> list[ConsumerRecord]:
         try:
@@ -291,7 +296,8 @@ class ProfileConsumer:
 
     def _commit(self, records: Sequence[ConsumerRecord]) -> None:
         try:
-            self.consumer.commit(offsets_to_commit(records))
+            self.consumer.commit(offsets_to_commit(records),
+                                 timeout_ms=CONSUMER_COMMIT_TIMEOUT_MS)
         except CommitFailedError as exc:
             # The group rebalanced while we worked: the new owner gets these records again
             # and the dedupe makes that harmless.

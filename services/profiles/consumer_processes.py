@@ -9,6 +9,7 @@ a folder that the API's `/metrics` adds to its own.
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import multiprocessing
 import os
@@ -41,6 +42,7 @@ RESTART_MAX_PAUSE_S = 30.0
 HEALTHY_RUN_S = 60.0  # a child that ran this long restarts after the first pause again
 WATCH_EVERY_S = 0.5
 STOP_TIMEOUT_S = 10.0  # inside the 15 s `touchpoint run` gives a service to stop
+STOP_REPORT_AFTER_S = 7.0  # a child still stopping by then logs where its threads are
 
 
 def _redis(settings: Settings) -> redis.Redis:
@@ -92,10 +94,27 @@ def consumer_process_main(kind: str, settings: Settings, metrics_dir: str) -> No
     os.environ[MULTIPROCESS_ENV] = metrics_dir
     values.ValueClass = values.get_value_class()  # metrics made from here on go to files
     configure_service_logging(settings)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent, which stops us
-    sys.exit(RUNNERS[kind](settings, stop))
+    # SIGTERM is taken by `sigtimedwait` below, not by a handler: a Python handler runs only
+    # once the main thread is back in Python code, and the consumer may sit in a blocking
+    # call. Blocked before any thread starts, so that every thread inherits the mask.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    stop = threading.Event()
+    exit_codes: list[int] = []
+    worker = threading.Thread(target=lambda: exit_codes.append(RUNNERS[kind](settings, stop)),
+                              name=f"{kind}-consumer")
+    worker.start()
+    while worker.is_alive():
+        if signal.sigtimedwait({signal.SIGTERM}, WATCH_EVERY_S) is not None:
+            stop.set()
+            break
+    worker.join(STOP_REPORT_AFTER_S)
+    if worker.is_alive():
+        log.error("the %s consumer has not stopped %.0f s after SIGTERM; its threads:",
+                  kind, STOP_REPORT_AFTER_S)
+        faulthandler.dump_traceback(all_threads=True)
+        worker.join()
+    sys.exit(exit_codes[0] if exit_codes else 1)
 
 
 @dataclass
@@ -136,9 +155,9 @@ class ConsumerProcesses:
         shared_dir = os.environ.get(MULTIPROCESS_ENV)
         self._owns_dir = not shared_dir
         self.metrics_dir = Path(shared_dir or tempfile.mkdtemp(prefix="touchpoint-consumers-"))
-        self.restarts = Counter("touchpoint_profile_consumer_restarts_total",
-                                "Consumer processes restarted after they exited.", ["consumer"],
-                                registry=registry)
+        self.restart_counter = Counter("touchpoint_profile_consumer_restarts_total",
+                                       "Consumer processes restarted after they exited.",
+                                       ["consumer"], registry=registry)
         self._context = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -174,7 +193,7 @@ class ConsumerProcesses:
                       "%.0f s", slot.name, process.pid, process.exitcode, slot.pause_s)
             slot.pause_s = min(slot.pause_s * 2, RESTART_MAX_PAUSE_S)
             mark_process_dead(process.pid, str(self.metrics_dir))
-            self.restarts.labels(slot.kind).inc()
+            self.restart_counter.labels(slot.kind).inc()
             return
         if now >= slot.next_start:
             slot.process = self._context.Process(

@@ -21,6 +21,12 @@ from shared.stream import Record
 
 log = logging.getLogger(__name__)
 
+# Bounds on the consumer calls kafka-python would otherwise let block without end: a commit
+# that times out is retried with the next batch, and a close that times out leaves the group
+# to expire the member's session.
+CONSUMER_COMMIT_TIMEOUT_MS = 5_000
+CONSUMER_CLOSE_TIMEOUT_MS = 2_000
+
 
 class Publisher(Protocol):
     def publish(self, topic: str, records: Sequence[Record]) -> None: ...

@@ -31,7 +31,11 @@ from services.profiles.analytics.facts import (
     event_facts,
 )
 from services.profiles.analytics.store import AnalyticsStore
-from services.streaming.publisher import kafka_client_options
+from services.streaming.publisher import (
+    CONSUMER_CLOSE_TIMEOUT_MS,
+    CONSUMER_COMMIT_TIMEOUT_MS,
+    kafka_client_options,
+)
 from shared.decisions import DecisionRecord
 from shared.errors import StoreUnavailableError
 from shared.settings import Settings
@@ -117,7 +121,7 @@ class AnalyticsConsumer:
                     self.kafka.seek(partition, items[0].offset)
                 time.sleep(RETRY_PAUSE_S)
                 return 0
-            self.kafka.commit()
+            self.kafka.commit(timeout_ms=CONSUMER_COMMIT_TIMEOUT_MS)
         if now - self._last_close >= CLOSE_JOURNEYS_EVERY_S:
             self._last_close = now
             try:
@@ -135,7 +139,7 @@ class AnalyticsConsumer:
                     log.warning("analytics consumer: %s", exc)
                     stop.wait(RETRY_PAUSE_S)
         finally:
-            self.kafka.close()
+            self.kafka.close(timeout_ms=CONSUMER_CLOSE_TIMEOUT_MS)
 
 
 def build_consumer(settings: Settings, client: redis.Redis) -> AnalyticsConsumer:
