@@ -34,6 +34,7 @@ lint: install
 
 bench: install
 	@$(BIN)/touchpoint bench
+	@$(BIN)/touchpoint bench --soak
 
 demo: install
 	@$(BIN)/touchpoint demo

@@ -2,9 +2,10 @@
 
 Offered load (open loop, all at once): single-event ingest at 2 x 500 requests/s, events in
 batches of 20 at 2 x 2,000 events/s, recommendations (20 candidates) at 2 x 500 requests/s.
-Every 10 s it samples the resident memory of each process, Redis memory and the profile
-consumer's lag. Memory that keeps climbing under constant load means an unbounded queue
-somewhere; errors are counted by status (429 and 503 are the documented overload answers).
+Every 10 s it samples the resident memory of each service (its worker and consumer processes
+included), Redis memory and the profile consumer's lag. Memory that keeps climbing under
+constant load means an unbounded queue somewhere; errors are counted by status (429 and 503
+are the documented overload answers).
 "backlog" counts requests the generator did not send because 2,000 earlier ones were still
 waiting or in flight (the service was not keeping up); "timeout" counts requests with no
 answer within 5 s.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import threading
 import time
@@ -36,6 +38,7 @@ SAMPLE_EVERY_S = 10.0
 
 
 def rss_mib(pid: int) -> float | None:
+    """Resident MiB of one process."""
     try:
         with open(f"/proc/{pid}/status") as status:
             for line in status:
@@ -44,6 +47,32 @@ def rss_mib(pid: int) -> float | None:
     except OSError:
         return None
     return None
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and every process descended from it (worker and consumer processes)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    tree, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        tree.append(current)
+        pending.extend(children.get(current, []))
+    return tree
+
+
+def tree_rss_mib(pid: int) -> float | None:
+    """Resident MiB of a service: its own process and all it started."""
+    sizes = [size for size in map(rss_mib, process_tree(pid)) if size is not None]
+    return round(sum(sizes), 1) if sizes else None
 
 
 def growth(samples: list[dict[str, Any]], name: str) -> float | None:
@@ -133,7 +162,8 @@ def run_soak(root: Path, minutes: float = 5.0, factor: float = 2.0, customers: i
         try:
             while not finished.wait(SAMPLE_EVERY_S if samples else 1.0):
                 sample = {"t_s": round(time.monotonic() - t0, 1),
-                          "rss_mib": {name: rss_mib(pid) for name, pid in system.pids().items()},
+                          "rss_mib": {name: tree_rss_mib(pid)
+                                      for name, pid in system.pids().items()},
                           "redis_used_mib": round(history_load.used_memory(
                               system.settings.redis_url) / 2**20, 1)}
                 if group is not None:
@@ -194,7 +224,8 @@ def _markdown(document: dict[str, Any], path: Path) -> str:
                      f"{run['latency']['p50_ms'] or 0:.1f} | {run['latency']['p99_ms'] or 0:.1f} |")
     if document["samples"]:
         names = list(document["samples"][0]["rss_mib"])
-        lines += ["", "Memory over time (resident MiB per process; Redis used memory):", "",
+        lines += ["", "Memory over time (resident MiB per service, its worker and consumer "
+                  "processes included; Redis used memory):", "",
                   "| t (s) | " + " | ".join(names) + " | redis data | consumer lag |",
                   "| ---: " * (len(names) + 3) + "|"]
         step = max(1, len(document["samples"]) // 10)
