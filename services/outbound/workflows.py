@@ -3,7 +3,8 @@
 `POST /v1/workflows/recommendations` takes a tool's own contact payload (a HubSpot workflow's
 "Send a webhook" body, a Zapier/Make/n8n step, any JSON object with an e-mail) and answers
 flat fields a workflow can branch on: `action_id`, `channel`, `message`, `decision_id`,
-`holdout`. `POST /v1/audiences/recommendations` decides for a list of customers and streams one
+`holdout`. `POST /v1/audiences/recommendations` decides for a list of customers, or for every
+customer in a segment of the stored profiles (`services.recommender.segments`), and streams one
 JSON line per customer, then a summary line.
 
 Both call the service's own `POST /v1/recommendations` in-process (same API key, same
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import httpx
@@ -23,9 +25,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.recommender.segments import AudienceSegment
 from services.web.auth import require_scope
 from services.web.errors import error_response
 from shared.contact_identity import normalize_email, normalize_phone
+from shared.errors import StoreUnavailableError
 
 router = APIRouter(tags=["workflows"],
                    dependencies=[Depends(require_scope("recommendations:read"))])
@@ -33,6 +37,7 @@ DEFAULT_CONTEXT = ("first_name", "firstname", "locale", "timezone", "phase", "jo
                    "campaign", "lifecyclestage", "product_name")
 _CONTEXT_KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 MAX_AUDIENCE = 10_000
+SCAN_STEP = 200  # profiles read per SCAN step of a segment audience
 
 
 def _properties(payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -146,37 +151,100 @@ async def workflow_recommendation(
 class AudienceRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"customer_ids": ["c-1001", "c-1002", "lan@example.vn"], "context": {"locale": "vi"},
-         "k": 1}]})
+         "k": 1},
+        {"segment": {"phase": ["post_purchase"], "not_purchased_within_days": 60,
+                     "opted_in": ["email"], "bad_experience_open": False},
+         "limit": 5000, "context": {"campaign": "winback-q4"}}]})
 
-    customer_ids: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
-        min_length=1, max_length=MAX_AUDIENCE)
+    customer_ids: list[Annotated[str, Field(min_length=1, max_length=128)]] | None = Field(
+        None, min_length=1, max_length=MAX_AUDIENCE,
+        description="The customers to decide for, in this order. Give this or `segment`.")
+    segment: AudienceSegment | None = Field(
+        None, description="Decide for every identified customer whose stored profile meets "
+        "these conditions. Give this or `customer_ids`.")
+    cursor: int = Field(0, ge=0, le=2**64 - 1,
+                        description="Segment only: where to resume a scan, from the "
+                        "`next_cursor` of an earlier summary line.")
+    limit: int = Field(MAX_AUDIENCE, ge=1, le=MAX_AUDIENCE, description="Segment only: stop "
+                       f"after the scan step that reaches this many decisions (a step reads "
+                       f"up to {SCAN_STEP} profiles), so that resuming misses no one.")
     context: dict[str, str | int | float | bool] = Field(default_factory=dict)
     k: int = Field(1, ge=1, le=10)
 
 
+def _decision_line(reply: httpx.Response, customer_id: str) -> tuple[dict[str, Any], bool]:
+    """The flat decision, or the failure; True when it is a failure."""
+    if reply.status_code == 200:
+        return flatten(reply.json()), False
+    return {"customer_id": customer_id, "status": reply.status_code,
+            "error": reply.json().get("error", {}).get("message")}, True
+
+
 @router.post(
-    "/v1/audiences/recommendations", summary="Decide for a list of customers (streamed)",
-    description="Streams `application/x-ndjson`: one line per customer in request order "
-    "(`{\"index\", \"progress\": \"i/n\", ...flat decision}` or `{\"index\", \"error\"}`), then "
-    "`{\"done\": n, \"errors\": e}`. Every decision is logged, so webhook subscribers get them.",
+    "/v1/audiences/recommendations", summary="Decide for a list or a segment (streamed)",
+    description="Streams `application/x-ndjson`. With `customer_ids`: one line per customer "
+    "in request order (`{\"index\", \"progress\": \"i/n\", ...flat decision}` or "
+    "`{\"index\", \"status\", \"error\"}`), then `{\"done\": n, \"errors\": e}`. With "
+    "`segment`: the service scans the stored profiles and streams one line per customer in "
+    "the segment (`progress` counts matched and scanned profiles), then `{\"done\", "
+    "\"errors\", \"scanned\", \"next_cursor\"}`; a `next_cursor` that is not null means "
+    "the scan stopped at `limit` (or Redis failed) and resumes with `cursor`. A scan lists a "
+    "customer at least once, and once in all but rare cases (a profile that moves while "
+    "Redis resizes its tables). Every decision is logged, so webhook subscribers get them.",
 )
 async def audience_recommendations(body: AudienceRequest, request: Request) -> Any:
-    total = len(body.customer_ids)
+    if (body.customer_ids is None) == (body.segment is None):
+        field = "segment" if body.segment is not None else "customer_ids"
+        message = "give either customer_ids or segment, not both" if body.segment else \
+            "give customer_ids or segment"
+        return error_response(422, "invalid_request", message,
+                              [{"field": field, "message": message, "type": "value_error"}])
+    if body.segment is not None:
+        return StreamingResponse(_segment_lines(body, body.segment, request),
+                                 media_type="application/x-ndjson")
+    customer_ids = body.customer_ids or []
+    total = len(customer_ids)
 
     async def lines() -> AsyncIterator[bytes]:
         errors = 0
         async with _client(request) as client:
-            for index, customer_id in enumerate(body.customer_ids):
+            for index, customer_id in enumerate(customer_ids):
                 reply = await _recommend(request, client, {
                     "customer_id": customer_id, "context": body.context, "k": body.k})
-                line: dict[str, Any] = {"index": index, "progress": f"{index + 1}/{total}"}
-                if reply.status_code == 200:
-                    line.update(flatten(reply.json()))
-                else:
-                    errors += 1
-                    line.update(customer_id=customer_id, status=reply.status_code,
-                                error=reply.json().get("error", {}).get("message"))
-                yield orjson.dumps(line) + b"\n"
+                decision, failed = _decision_line(reply, customer_id)
+                errors += failed
+                yield orjson.dumps({"index": index, "progress": f"{index + 1}/{total}",
+                                    **decision}) + b"\n"
         yield orjson.dumps({"done": total, "errors": errors}) + b"\n"
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+async def _segment_lines(body: AudienceRequest, segment: AudienceSegment,
+                         request: Request) -> AsyncIterator[bytes]:
+    reader = request.app.state.runtime.reader
+    now = datetime.now(UTC)
+    cursor, scanned, matched, errors = body.cursor, 0, 0, 0
+    async with _client(request) as client:
+        while True:
+            try:
+                next_cursor, customers = await reader.scan_customers(cursor, SCAN_STEP)
+            except StoreUnavailableError as exc:
+                yield orjson.dumps({"status": 503, "error": str(exc)}) + b"\n"
+                break
+            scanned += len(customers)
+            for customer_id, state in customers:
+                if not segment.matches(state, now):
+                    continue
+                matched += 1
+                reply = await _recommend(request, client, {
+                    "customer_id": customer_id, "context": body.context, "k": body.k})
+                decision, failed = _decision_line(reply, customer_id)
+                errors += failed
+                yield orjson.dumps({"index": matched - 1, "progress":
+                                    f"{matched} matched, {scanned} scanned", **decision}) + b"\n"
+            cursor = next_cursor
+            if cursor == 0 or matched >= body.limit:
+                break
+    yield orjson.dumps({"done": matched, "errors": errors, "scanned": scanned,
+                        "next_cursor": cursor or None}) + b"\n"

@@ -83,6 +83,31 @@ class ProfileReader:
         except (ValueError, msgpack.UnpackException) as exc:
             raise StoreUnavailableError(f"unreadable profile for {customer_id}: {exc}") from exc
 
+    async def scan_customers(
+        self, cursor: int, count: int
+    ) -> tuple[int, list[tuple[str, dict[str, Any]]]]:
+        """One SCAN step over the active generation's profiles: the next cursor (0 when the
+        scan is complete) and the identified customers found, with their states. Anonymous
+        visitors are left out; a profile erased between SCAN and MGET is skipped."""
+        namespace = self._namespace
+        cursor, found = await self._bounded(
+            self.client.scan(cursor, match=keys.profile_pattern(namespace), count=count))
+        subjects = [keys.subject_of_profile_key(namespace, key.decode()) for key in found]
+        subjects = [subject for subject in subjects if not keys.is_anonymous(subject)]
+        if not subjects:
+            return int(cursor), []
+        values = await self._bounded(
+            self.client.mget([keys.profile_key(namespace, s) for s in subjects]))
+        customers = []
+        for subject, packed in zip(subjects, values, strict=True):
+            if packed is None:
+                continue
+            try:
+                customers.append((keys.subject_id(subject), decode_profile(packed)))
+            except (ValueError, msgpack.UnpackException) as exc:
+                raise StoreUnavailableError(f"unreadable profile of {subject}: {exc}") from exc
+        return int(cursor), customers
+
     async def ping(self) -> None:
         await self._bounded(self.client.ping())
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import msgpack
 import orjson
 import pytest
 from fastapi.testclient import TestClient
@@ -13,6 +14,7 @@ from services.outbound.workflows import router as workflow_router
 from services.recommender.app import create_app
 from services.recommender.decision_log import InMemoryDecisionLog
 from services.streaming.publisher import InMemoryPublisher
+from shared import redis_keys
 from shared.api_keys import KeyStore
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
@@ -114,3 +116,81 @@ def test_audience_streams_one_line_per_customer_then_a_summary(served):
     assert lines[3]["status"] == 422 and "customer_id" in lines[3]["error"]
     assert lines[-1] == {"done": 4, "errors": 1}
     assert [r.customer_id for r in log.records] == ids[:3]
+
+
+def _seed(redis_client, namespace: str, count: int) -> set[str]:
+    """`count` customers; the even ones bought recently and opted in to e-mail (the segment
+    below), the odd ones never bought. Plus an anonymous visitor, never in an audience."""
+    seen = int(datetime.now(UTC).timestamp() * 1000) - 86_400_000
+    with redis_client.pipeline(transaction=False) as pipe:
+        for i in range(count):
+            buyer = i % 2 == 0
+            state = {"n": {"ev": 3, "orders": 1 if buyer else 0},
+                     "mx": {"ls": seen, **({"lp": seen} if buyer else {})},
+                     "lw": {"cs:email": [seen, "t", "opt_in" if buyer else "opt_out"]}, "sn": b""}
+            pipe.set(redis_keys.profile_key(namespace, redis_keys.customer_subject(f"s-{i}")),
+                     msgpack.packb(state))
+        pipe.set(redis_keys.profile_key(namespace, redis_keys.anonymous_subject("anon-1")),
+                 msgpack.packb({"n": {"ev": 1}, "mx": {"ls": seen}, "sn": b""}))
+        pipe.execute()
+    return {f"s-{i}" for i in range(0, count, 2)}
+
+
+SEGMENT = {"phase": ["post_purchase"], "purchased_within_days": 7, "opted_in": ["email"]}
+
+
+def _lines(reply) -> list[dict]:
+    assert reply.status_code == 200, reply.text
+    return [orjson.loads(line) for line in reply.text.splitlines()]
+
+
+def test_segment_audience_decides_for_every_customer_in_the_segment(served, redis_client,
+                                                                     settings):
+    client, reader, _, log = served
+    expected = _seed(redis_client, settings.redis_namespace, 40)
+    lines = _lines(client.post("/v1/audiences/recommendations",
+                               json={"segment": SEGMENT, "context": {"campaign": "q4"}},
+                               headers={"X-API-Key": reader}))
+    decisions, summary = lines[:-1], lines[-1]
+    assert {line["customer_id"] for line in decisions} == expected
+    assert len(decisions) == len(expected)
+    assert all(line["decision_id"] and "status" not in line for line in decisions)
+    assert decisions[-1]["progress"] == f"{len(expected)} matched, 40 scanned"
+    assert summary == {"done": len(expected), "errors": 0, "scanned": 40, "next_cursor": None}
+    assert sorted(r.customer_id for r in log.records) == sorted(expected)
+
+
+def test_segment_audience_stops_at_the_limit_and_resumes_from_the_cursor(served, redis_client,
+                                                                         settings):
+    client, reader, _, _ = served
+    expected = _seed(redis_client, settings.redis_namespace, 900)
+    decided: set[str] = set()
+    cursor, pages = 0, 0
+    while True:
+        lines = _lines(client.post("/v1/audiences/recommendations",
+                                   json={"segment": SEGMENT, "limit": 50, "cursor": cursor},
+                                   headers={"X-API-Key": reader}))
+        summary = lines[-1]
+        decided |= {line["customer_id"] for line in lines[:-1]}
+        pages += 1
+        if summary["next_cursor"] is None:
+            break
+        assert summary["done"] >= 50, "a scan stops early only at the limit"
+        cursor = summary["next_cursor"]
+    assert pages > 1
+    assert decided == expected
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"context": {}}, "customer_ids"),
+    ({"customer_ids": ["c-1"], "segment": SEGMENT}, "segment"),
+    ({"segment": {"phase": ["loyal"]}}, "segment.phase.0"),
+    ({"segment": SEGMENT, "limit": 0}, "limit"),
+])
+def test_audience_without_exactly_one_target_is_422_naming_the_field(served, body, field):
+    client, reader, _, log = served
+    reply = client.post("/v1/audiences/recommendations", json=body,
+                        headers={"X-API-Key": reader})
+    assert reply.status_code == 422
+    assert field in [item["field"] for item in reply.json()["error"]["fields"]]
+    assert log.records == []

@@ -12,6 +12,7 @@ PURE_MODULES = [
     "services/recommender/eligibility.py",
     "services/recommender/logs.py",
     "services/recommender/ope.py",
+    "services/recommender/segments.py",
     "services/recommender/simulate.py",
     "services/recommender/training.py",
     *sorted(
