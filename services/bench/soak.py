@@ -196,18 +196,21 @@ def run_soak(root: Path, minutes: float = 5.0, factor: float = 2.0, customers: i
     return document
 
 
+def _error_breakdown(run: dict[str, Any]) -> str:
+    errors = Counter({**run["statuses"], **run["failures"]})
+    for success in ("200", "202"):
+        errors.pop(success, None)
+    return ", ".join(f"{k}: {v:,}" for k, v in errors.items()) or "-"
+
+
 def _print(document: dict[str, Any], console: Console) -> None:
     table = Table(title=f"Soak: x{document['factor']:g} target rates for "
                         f"{document['minutes']:g} min")
     for column in ("Load", "Offered", "OK", "Errors", "By status / failure", "p50 ms", "p99 ms"):
         table.add_column(column)
     for name, run in document["loads"].items():
-        errors = Counter({**run["statuses"], **run["failures"]})
-        errors.pop("202", None)
-        errors.pop("200", None)
         table.add_row(name, f"{run['scheduled']:,}", f"{run['ok']:,}", f"{run['errors']:,}",
-                      ", ".join(f"{k}: {v:,}" for k, v in errors.items()) or "-",
-                      f"{run['latency']['p50_ms'] or 0:.1f}",
+                      _error_breakdown(run), f"{run['latency']['p50_ms'] or 0:.1f}",
                       f"{run['latency']['p99_ms'] or 0:.1f}")
     console.print(table)
     console.print(f"RSS growth after the first minute (MiB): "
@@ -217,11 +220,12 @@ def _print(document: dict[str, Any], console: Console) -> None:
 def _markdown(document: dict[str, Any], path: Path) -> str:
     lines = [f"Last soak: {document['started_at']}, x{document['factor']:g} the target rates for "
              f"{document['minutes']:g} minutes.", "",
-             "| Load | Offered | OK | Errors | p50 ms | p99 ms |", "| --- | ---: | ---: | ---: | "
-             "---: | ---: |"]
+             "| Load | Offered | OK | Errors | By status / failure | p50 ms | p99 ms |",
+             "| --- | ---: | ---: | ---: | --- | ---: | ---: |"]
     for name, run in document["loads"].items():
         lines.append(f"| {name} | {run['scheduled']:,} | {run['ok']:,} | {run['errors']:,} | "
-                     f"{run['latency']['p50_ms'] or 0:.1f} | {run['latency']['p99_ms'] or 0:.1f} |")
+                     f"{_error_breakdown(run)} | {run['latency']['p50_ms'] or 0:.1f} | "
+                     f"{run['latency']['p99_ms'] or 0:.1f} |")
     if document["samples"]:
         names = list(document["samples"][0]["rss_mib"])
         lines += ["", "Memory over time (resident MiB per service, its worker and consumer "
