@@ -75,6 +75,22 @@ def tree_rss_mib(pid: int) -> float | None:
     return round(sum(sizes), 1) if sizes else None
 
 
+# Documented fallbacks that answer instead of failing; the soak counts how often they did.
+FALLBACK_COUNTERS = {
+    "recommendations answered without a profile": (
+        "recommender", "touchpoint_recommender_fallbacks_total"),
+    "requests let through with the rate limiter bypassed": (
+        "ingestion", "touchpoint_rate_limit_bypassed_total"),
+    "recommendations let through with the rate limiter bypassed": (
+        "recommender", "touchpoint_rate_limit_bypassed_total"),
+}
+
+
+def _fallback_totals(system: SystemUnderTest) -> dict[str, float | None]:
+    return {label: system.metric_total(service, counter)
+            for label, (service, counter) in FALLBACK_COUNTERS.items()}
+
+
 def growth(samples: list[dict[str, Any]], name: str) -> float | None:
     """MiB gained by a process between the end of the first minute and the end of the run."""
     values = [s["rss_mib"].get(name) for s in samples if s["t_s"] >= 60]
@@ -129,6 +145,7 @@ def run_soak(root: Path, minutes: float = 5.0, factor: float = 2.0, customers: i
     system = start_system(data_dir, {"ACTION_CATALOG_FILE": str(actions_file.resolve())}, say)
     samples: list[dict[str, Any]] = []
     results: dict[str, Any] = {}
+    fallbacks: dict[str, int | None] = {}
     try:
         now = datetime.now(UTC)
         pace = None
@@ -156,6 +173,7 @@ def run_soak(root: Path, minutes: float = 5.0, factor: float = 2.0, customers: i
                 finished.set()
 
         driver = threading.Thread(target=drive, name="soak-load", daemon=True)
+        fallbacks_before = _fallback_totals(system)
         t0 = time.monotonic()
         driver.start()
         group = history_load.GroupProgress(system.settings) if system.pid("profile") else None
@@ -179,10 +197,15 @@ def run_soak(root: Path, minutes: float = 5.0, factor: float = 2.0, customers: i
         driver.join()
         for (name, _), run in zip(loads, outcome.get("runs", []), strict=False):
             results[name] = run.to_dict()
+        fallbacks = {label: None if before is None or after is None else int(after - before)
+                     for (label, before), after in zip(
+                         fallbacks_before.items(), _fallback_totals(system).values(),
+                         strict=True)}
     finally:
         system.stop()
     document = {"started_at": started_at.isoformat(timespec="seconds"), "minutes": minutes,
                 "factor": factor, "customers": customers, "loads": results,
+                "fallbacks": fallbacks,
                 "samples": samples,
                 "rss_growth_after_first_minute_mib": {
                     name: growth(samples, name) for name in (samples[0]["rss_mib"]
@@ -213,6 +236,8 @@ def _print(document: dict[str, Any], console: Console) -> None:
                       _error_breakdown(run), f"{run['latency']['p50_ms'] or 0:.1f}",
                       f"{run['latency']['p99_ms'] or 0:.1f}")
     console.print(table)
+    for label, count in document.get("fallbacks", {}).items():
+        console.print(f"{label}: {'unknown' if count is None else f'{count:,}'}")
     console.print(f"RSS growth after the first minute (MiB): "
                   f"{document['rss_growth_after_first_minute_mib']}")
 
@@ -226,6 +251,11 @@ def _markdown(document: dict[str, Any], path: Path) -> str:
         lines.append(f"| {name} | {run['scheduled']:,} | {run['ok']:,} | {run['errors']:,} | "
                      f"{_error_breakdown(run)} | {run['latency']['p50_ms'] or 0:.1f} | "
                      f"{run['latency']['p99_ms'] or 0:.1f} |")
+    fallbacks = document.get("fallbacks", {})
+    if fallbacks:
+        lines += ["", "Documented fallbacks during the load: " + "; ".join(
+            f"{label}: {'unknown' if count is None else f'{count:,}'}"
+            for label, count in fallbacks.items()) + "."]
     if document["samples"]:
         names = list(document["samples"][0]["rss_mib"])
         lines += ["", "Memory over time (resident MiB per service, its worker and consumer "

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from services.devstack.broker import EmbeddedBroker
 from services.devstack.lifetime import die_with_parent
 from services.devstack.redis import EmbeddedRedis, free_port
@@ -49,6 +51,20 @@ class SystemUnderTest:
     @property
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    def metric_total(self, service: str, name: str) -> float | None:
+        """The sum over all labels of a counter on a service's `/metrics` (worker processes
+        included); None when the service is not running or does not answer."""
+        endpoint = self.endpoints.get(service)
+        if endpoint is None:
+            return None
+        try:
+            text = httpx.get(f"{endpoint.url}/metrics", headers=self.auth_headers,
+                             timeout=10).text
+        except httpx.HTTPError:
+            return None
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith((f"{name} ", f"{name}{{")))
 
     def pid(self, name: str) -> int | None:
         process = self.stack.processes.get(name)
