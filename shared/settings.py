@@ -63,6 +63,11 @@ class Settings(BaseSettings):
         "consumer groups (profile state, analytics) beside its API process, restarted when they "
         "exit; 0 runs both consumers as threads inside the API process."
     )
+    analytics_consumer_nice: int = Field(
+        10, ge=0, le=19, description="CPU niceness of the analytics consumer processes: when "
+        "the CPU is contended, API requests and the profile consumer go first, and the "
+        "aggregates catch up when it is not (0 = same priority). Consumer processes only."
+    )
     profile_consumer_fetch_wait_ms: int = Field(
         50, ge=1, le=10_000, description="Longest the broker may hold the profile consumer's "
         "fetch while it has no new records: bounds how long an event waits to be read."

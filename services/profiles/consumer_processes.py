@@ -99,6 +99,8 @@ def consumer_process_main(kind: str, settings: Settings, metrics_dir: str) -> No
     # once the main thread is back in Python code, and the consumer may sit in a blocking
     # call. Blocked before any thread starts, so that every thread inherits the mask.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    if kind == "analytics" and settings.analytics_consumer_nice:
+        os.nice(settings.analytics_consumer_nice)  # per thread on Linux: before any starts
     stop = threading.Event()
     exit_codes: list[int] = []
     worker = threading.Thread(target=lambda: exit_codes.append(RUNNERS[kind](settings, stop)),

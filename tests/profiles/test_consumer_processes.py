@@ -24,6 +24,10 @@ def _purchase(event_id: str) -> TouchpointEvent:
                            touchpoint="web.purchase", value=90000, currency="VND")
 
 
+def _thread_niceness(pid: int) -> set[int]:
+    return {os.getpriority(os.PRIO_PROCESS, int(tid)) for tid in os.listdir(f"/proc/{pid}/task")}
+
+
 def _ready(client: TestClient) -> bool:
     return client.get("/readyz").status_code == 200
 
@@ -52,6 +56,13 @@ def test_consumer_processes_fold_report_metrics_and_come_back_after_a_kill(setti
         assert metric_total(text, "touchpoint_profile_duplicates_skipped_total") == 1
         assert "touchpoint_http_request_duration_seconds_count" in text
         assert _ready(client)
+
+        # The analytics consumer yields the CPU to requests and profiles, in every thread.
+        by_kind = {s.kind: s.process.pid for s in app.state.consumer_processes.slots}
+        ours = os.getpriority(os.PRIO_PROCESS, 0)
+        assert settings.analytics_consumer_nice == 10
+        assert _thread_niceness(by_kind["analytics"]) == {min(19, ours + 10)}
+        assert _thread_niceness(by_kind["profiles"]) == {ours}
 
         # A killed consumer makes the service not ready, naming it, and is started again.
         slot = next(s for s in app.state.consumer_processes.slots if s.kind == "profiles")
