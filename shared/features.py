@@ -1,9 +1,13 @@
-"""Features of a customer profile: the one function serving and training both call.
+"""Features of a customer profile, as the profile API shows them.
 
 `profile_features(profile, now)` turns the public profile (the JSON of
 `GET /v1/profiles/{customer_id}`, documented in docs/profile.md) into one flat dict of
-numbers, strings and booleans. Pure: `now` is an argument, so a training job passing the
-decision time gets exactly what serving computed then. Names containing a dot carry a channel
+numbers, strings and booleans: `features` in that JSON. Pure: `now` is an argument.
+
+The recommender does not call it: it computes a smaller set of decision features from the
+stored state (`services/recommender/profile_view.py`), logs them with every decision, and
+trains on the logged ones, so its training and serving agree with each other but not with
+this function. Names containing a dot carry a channel
 (`consent.email`, `contacts_7d.zalo`); a vectorizer such as sklearn's `DictVectorizer` handles
 them as they come.
 
