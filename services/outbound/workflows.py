@@ -188,7 +188,8 @@ def _decision_line(reply: httpx.Response, customer_id: str) -> tuple[dict[str, A
     "`segment`: the service scans the stored profiles and streams one line per customer in "
     "the segment (`progress` counts matched and scanned profiles), then `{\"done\", "
     "\"errors\", \"scanned\", \"next_cursor\"}`; a `next_cursor` that is not null means "
-    "the scan stopped at `limit` (or Redis failed) and resumes with `cursor`. A scan lists a "
+    "the scan stopped at `limit` or on a Redis failure (a line with `status` 503 says so; "
+    "its `next_cursor` may then be 0) and resumes with `cursor`. A scan lists a "
     "customer at least once, and once in all but rare cases (a profile that moves while "
     "Redis resizes its tables). Every decision is logged, so webhook subscribers get them.",
 )
@@ -225,12 +226,14 @@ async def _segment_lines(body: AudienceRequest, segment: AudienceSegment,
     reader = request.app.state.runtime.reader
     now = datetime.now(UTC)
     cursor, scanned, matched, errors = body.cursor, 0, 0, 0
+    failed = False
     async with _client(request) as client:
         while True:
             try:
                 next_cursor, customers = await reader.scan_customers(cursor, SCAN_STEP)
             except StoreUnavailableError as exc:
                 yield orjson.dumps({"status": 503, "error": str(exc)}) + b"\n"
+                failed = True
                 break
             scanned += len(customers)
             for customer_id, state in customers:
@@ -246,5 +249,6 @@ async def _segment_lines(body: AudienceRequest, segment: AudienceSegment,
             cursor = next_cursor
             if cursor == 0 or matched >= body.limit:
                 break
+    # After a failure the step that failed is to be read again, even the first (cursor 0).
     yield orjson.dumps({"done": matched, "errors": errors, "scanned": scanned,
-                        "next_cursor": cursor or None}) + b"\n"
+                        "next_cursor": cursor if failed else cursor or None}) + b"\n"

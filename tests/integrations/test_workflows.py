@@ -16,6 +16,7 @@ from services.recommender.decision_log import InMemoryDecisionLog
 from services.streaming.publisher import InMemoryPublisher
 from shared import redis_keys
 from shared.api_keys import KeyStore
+from shared.errors import StoreUnavailableError
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 
@@ -198,3 +199,22 @@ def test_audience_without_exactly_one_target_is_422_naming_the_field(served, bod
     assert reply.status_code == 422
     assert field in [item["field"] for item in reply.json()["error"]["fields"]]
     assert log.records == []
+
+
+def test_segment_audience_reports_a_redis_failure_and_where_to_resume(served, redis_client,
+                                                                      settings):
+    client, reader, _, _ = served
+    _seed(redis_client, settings.redis_namespace, 10)
+    profiles = client.app.state.runtime.reader
+
+    async def unavailable(cursor: int, count: int):
+        raise StoreUnavailableError("Redis unavailable: TimeoutError")
+
+    profiles.scan_customers = unavailable
+    try:
+        lines = _lines(client.post("/v1/audiences/recommendations", json={"segment": SEGMENT},
+                                   headers={"X-API-Key": reader}))
+    finally:
+        del profiles.scan_customers
+    assert lines[0] == {"status": 503, "error": "Redis unavailable: TimeoutError"}
+    assert lines[-1] == {"done": 0, "errors": 0, "scanned": 0, "next_cursor": 0}
