@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.bench import dataset, history_load, report
+from services.bench.procfs import cpu_seconds
 from services.devstack.broker import EmbeddedBroker
 from services.devstack.lifetime import die_with_parent
 from services.devstack.redis import EmbeddedRedis
@@ -72,16 +73,6 @@ def _run(settings: Settings, env: dict[str, str], processes: int, records: list,
     projected = round(len(records) / busiest) if busiest else None
     return {"processes": processes, **fold, "per_process": assigned,
             "projected_events_per_s_one_core_each": projected}
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process, from /proc."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_scaling(root: Path, customers: int = 10_000, counts: tuple[int, ...] = (1, 2, 4, 6),

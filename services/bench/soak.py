@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import threading
 import time
@@ -30,49 +29,12 @@ from rich.table import Table
 
 from services.bench import dataset, history_load, loadgen, report
 from services.bench.ceilings import post_action
+from services.bench.procfs import tree_rss_mib
 from services.bench.system import SystemUnderTest, start_system
 
 SOAK_START = "<!-- bench:soak:start -->"
 SOAK_END = "<!-- bench:soak:end -->"
 SAMPLE_EVERY_S = 10.0
-
-
-def rss_mib(pid: int) -> float | None:
-    """Resident MiB of one process."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        return None
-    return None
-
-
-def process_tree(pid: int) -> list[int]:
-    """`pid` and every process descended from it (worker and consumer processes)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(parent, []).append(int(entry))
-    tree, pending = [], [pid]
-    while pending:
-        current = pending.pop()
-        tree.append(current)
-        pending.extend(children.get(current, []))
-    return tree
-
-
-def tree_rss_mib(pid: int) -> float | None:
-    """Resident MiB of a service: its own process and all it started."""
-    sizes = [size for size in map(rss_mib, process_tree(pid)) if size is not None]
-    return round(sum(sizes), 1) if sizes else None
 
 
 # Documented fallbacks that answer instead of failing; the soak counts how often they did.

@@ -8,7 +8,8 @@ import subprocess
 import sys
 import time
 
-from services.bench.soak import growth, process_tree, rss_mib, tree_rss_mib
+from services.bench.procfs import process_tree, rss_mib, tree_rss_mib
+from services.bench.soak import growth
 
 PARENT = (
     "import subprocess, sys, time\n"
