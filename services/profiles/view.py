@@ -28,6 +28,41 @@ NEW_CYCLE_STEPS = frozenset({"need_recognition", "research", "discovery"})
 WINDOWS_DAYS = (7, 30, 90)
 
 
+def _score(value: float, cuts: tuple[float, ...]) -> int:
+    """1..5: one more for every threshold (`cuts`, ascending) reached."""
+    return sum(value >= cut for cut in cuts) + 1
+
+
+def _rfm_segment(recency: int, frequency: int, monetary: int) -> str:
+    if frequency == 0:
+        return "prospect"
+    if recency >= 4 and frequency >= 4:
+        return "champion"
+    if frequency >= 3 and recency >= 3:
+        return "loyal"
+    if frequency >= 3:
+        return "at_risk"
+    if recency >= 4:
+        return "new"
+    if recency <= 2:
+        return "hibernating"
+    return "promising" if monetary >= 3 else "needs_attention"
+
+
+def rfm(orders: int, revenue: float, last_purchase_ms: float | None, now_ms: int) -> dict:
+    """Recency, frequency and monetary scores (1-5, 0 without an order) and the segment."""
+    if not orders or last_purchase_ms is None:
+        return {"recency": 0, "frequency": 0, "monetary": 0, "segment": "prospect"}
+    days = max(0.0, (now_ms - last_purchase_ms) / DAY_MS)
+    # 5 within a week of the last purchase, 4 within 30 days, 3 within 90, 2 within 180.
+    recency = 6 - _score(days, (7.0001, 30.0001, 90.0001, 180.0001))
+    frequency = _score(orders, (2, 3, 5, 10))
+    # Monetary on a log scale: currency-agnostic enough for a 1..5 score.
+    monetary = _score(math.log10(max(0.0, revenue) + 1), (5, 5.7, 6.3, 7))
+    return {"recency": recency, "frequency": frequency, "monetary": monetary,
+            "segment": _rfm_segment(recency, frequency, monetary)}
+
+
 def _iso(ms: float | None) -> str | None:
     return from_epoch_ms(ms).isoformat().replace("+00:00", "Z") if ms is not None else None
 
@@ -221,6 +256,10 @@ def build_profile(
             "average_order_value": round(average_order, 2) if average_order is not None else None,
             "first_purchase_at": _iso(mn.get("fp")),
             "last_purchase_at": _iso(mx.get("lp")),
+            "days_since_last_purchase": (round(max(0.0, (now_ms - mx["lp"]) / DAY_MS), 4)
+                                         if "lp" in mx else None),
+            "rfm": rfm(orders, revenue.get(currency, 0.0) if currency else 0.0, mx.get("lp"),
+                       now_ms),
         },
         "satisfaction": {
             "ratings": ratings,
@@ -263,7 +302,7 @@ def build_profile(
         "timeline_length": len(items),
     }
     if with_features:
-        profile["features"] = profile_features(profile, now)
+        profile["features"] = profile_features(state, now)
     return profile
 
 

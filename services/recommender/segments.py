@@ -1,8 +1,8 @@
 """Audience segments: which stored profiles a batch of decisions is for.
 
-Pure: a segment is a set of conditions on the features the decision pipeline reads from a
-profile (`profile_view.profile_features`); a profile is in the segment when it meets all of
-them. Conditions left out do not filter.
+Pure: a segment is a set of conditions on a profile's features
+(`shared.features.profile_features`: what a decision reads, and the `features` of the profile
+API); a profile is in the segment when it meets all of them. Conditions left out do not filter.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.recommender.profile_view import CONSENT_CHANNELS, MAX_DAYS, profile_features
+from shared.features import CONSENT_CHANNELS, MAX_DAYS, profile_features
 
 Phase = Literal["pre_purchase", "purchase", "post_purchase"]
 Channel = Literal[CONSENT_CHANNELS]  # type: ignore[valid-type]

@@ -35,6 +35,7 @@ from services.recommender.eligibility import (
 from services.recommender.scoring import PriorScorer, Scorer
 from shared.actions import NO_ACTION_ID, Action, ActionCatalog, template_fields
 from shared.decisions import DecidedAction, DecisionRecord
+from shared.features import profile_features
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +225,7 @@ class DecisionPipeline:
         self, state: Mapping[str, Any], context: Mapping[str, Any], profile: ProfileSnapshot,
         now: datetime,
     ) -> dict[str, Any]:
-        features = profile_view.profile_features(state, now)
+        features = profile_features(state, now)
         features.update((k, v) for k, v in context.items() if k not in self._placeholders)
         features["phase"] = profile.phase
         return features

@@ -63,13 +63,16 @@ def test_profile_timeline_and_export(api, store):
     assert profile["value"] == {
         "orders": 1, "refunds": 0, "revenue": {"VND": 450000}, "currency": "VND",
         "average_order_value": 450000.0, "first_purchase_at": "2027-01-20T09:10:00Z",
-        "last_purchase_at": "2027-01-20T09:10:00Z"}
+        "last_purchase_at": "2027-01-20T09:10:00Z",
+        "days_since_last_purchase": pytest.approx(2 - 10 / 1440, abs=1e-3),
+        "rfm": {"recency": 5, "frequency": 1, "monetary": 2, "segment": "new"}}
     assert [b["touchpoint"] for b in profile["satisfaction"]["open_bad_experiences"]] == [
         "delivery.failed"]
     assert profile["consent"]["email"]["status"] == "opt_in"
     features = profile["features"]
-    assert features["open_bad_experiences"] == 1 and features["consent.email"] == "opt_in"
-    assert features["days_since_last_purchase"] == pytest.approx(2 - 10 / 1440, abs=1e-3)
+    assert features["bad_experience_open"] is True and features["consent_email"] is True
+    assert features["phase"] == "post_purchase" and features["orders"] == 1.0
+    assert features["days_since_purchase"] == pytest.approx(2 - 10 / 1440, abs=1e-3)
 
     timeline = api.get("/v1/profiles/c-1/timeline", params={"limit": 2}).json()
     assert timeline["count"] == 2

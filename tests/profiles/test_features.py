@@ -1,4 +1,4 @@
-"""`profile_features`: one flat dict, pure, as of `now`."""
+"""`profile_features`: the one feature function, over the stored state, pure, as of `now`."""
 
 from __future__ import annotations
 
@@ -7,43 +7,79 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.features import NEVER_DAYS, profile_features
+from services.profiles.view import rfm
+from shared.features import CONSENT_CHANNELS, MAX_DAYS, profile_features
 
 NOW = datetime(2027, 3, 1, tzinfo=UTC)
+DAY_MS = 86_400_000
 
 
-def iso(days_ago: float) -> str:
-    return (NOW - timedelta(days=days_ago)).isoformat()
+def ms(days_ago: float) -> int:
+    return int((NOW - timedelta(days=days_ago)).timestamp() * 1000)
 
 
-def profile(**parts) -> dict:
-    base = {"customer_id": "c-1", "anonymous_ids": [], "as_of": iso(0),
-            "first_seen": iso(100), "last_seen": iso(2),
-            "journey": {"phase": "post_purchase", "step": "after_sales", "since": iso(10),
-                        "cycle": 1, "loyal": False},
-            "activity": {"events": 5, "events_decayed": {"7d": 1.0, "30d": 2.0, "90d": 4.0},
-                         "channels": {"email": {"total": 3, "30d": 1.5, "last_at": iso(3)}},
-                         "phases": {}, "signals": {}},
-            "value": {"orders": 0, "refunds": 0, "revenue": {}, "currency": None,
-                      "average_order_value": None, "last_purchase_at": None,
-                      "first_purchase_at": None},
-            "satisfaction": {"ratings": 0, "nps": {}, "sentiment": {},
-                             "open_bad_experiences": []},
-            "consent": {}, "outreach": {"contacts": [], "by_channel": {}},
-            "decision_outcomes": []}
-    base.update(parts)
-    return base
-
-
-def test_a_profile_without_purchases():
-    features = profile_features(profile(), NOW)
-    assert features["phase"] == "post_purchase" and features["journey_cycle"] == 1
-    assert features["days_in_phase"] == 10 and features["days_since_last_seen"] == 2
-    assert features["has_purchased"] is False
-    assert features["days_since_last_purchase"] == NEVER_DAYS
-    assert (features["rfm_recency"], features["rfm_segment"]) == (0, "prospect")
-    assert features["channel_total.email"] == 3 and features["days_since_channel.email"] == 3
+def test_a_customer_never_seen():
+    features = profile_features({}, NOW)
+    assert features["known"] is False and features["phase"] == "pre_purchase"
+    assert features["days_since_seen"] == features["days_since_purchase"] == MAX_DAYS
+    assert features["orders"] == 0.0 and features["engagement_30d"] == 0.0
+    assert not any(features[f"consent_{channel}"] for channel in CONSENT_CHANNELS)
     assert all(isinstance(v, float | int | str | bool) for v in features.values())
+
+
+@pytest.mark.parametrize(
+    ("sums", "last_seen_days", "phase"),
+    [
+        ({"orders": 1, "t:web.add_to_cart": 2}, 1, "post_purchase"),
+        ({"t:web.add_to_cart": 1}, 3, "purchase"),
+        ({"t:web.checkout_start": 1}, 29, "purchase"),
+        ({"t:web.add_to_cart": 1}, 40, "pre_purchase"),
+        ({"t:web.visit": 5}, 1, "pre_purchase"),
+    ],
+)
+def test_phase(sums, last_seen_days, phase):
+    state = {"n": {"ev": 1, **sums}, "mx": {"ls": ms(last_seen_days)}}
+    assert profile_features(state, NOW)["phase"] == phase
+
+
+def test_value_recency_and_rating():
+    state = {"n": {"ev": 9, "orders": 3, "rv:VND": 900_000.0, "rv:USD": 40.0, "rn": 2, "rs": 7,
+                   "contacts": 4},
+             "mx": {"ls": ms(2), "lp": ms(12.5)}}
+    features = profile_features(state, NOW)
+    assert features["known"] is True and features["orders"] == 3.0
+    assert features["log_revenue"] == pytest.approx(math.log1p(900_040.0))
+    assert features["days_since_seen"] == pytest.approx(2.0)
+    assert features["days_since_purchase"] == pytest.approx(12.5)
+    assert features["avg_rating"] == 3.5 and features["contacts_total"] == 4.0
+
+
+def test_decayed_counts_are_carried_to_now():
+    state = {"n": {"ev": 3}, "dr": ms(30),
+             "dc": {"30": {"s:engagement": 2.0, "s:negative": 1.0}}}
+    features = profile_features(state, NOW)
+    assert features["engagement_30d"] == pytest.approx(2.0 * math.exp(-1))
+    assert features["negative_30d"] == pytest.approx(math.exp(-1))
+
+
+def test_bad_experience_is_open_until_a_later_resolution():
+    bad = {"n": {"ev": 1}, "bx": [[ms(3), "delivery.failed"]], "mx": {"lb": ms(3)}}
+    assert profile_features(bad, NOW)["bad_experience_open"] is True
+    resolved = {**bad, "mx": {"lb": ms(3), "lr": ms(1)}}
+    assert profile_features(resolved, NOW)["bad_experience_open"] is False
+
+
+def test_consent_is_true_only_for_an_opt_in():
+    state = {"n": {"ev": 2}, "lw": {"cs:email": [ms(5), "e1", "opt_in"],
+                                    "cs:zalo": [ms(2), "e2", "opt_out"]}}
+    features = profile_features(state, NOW)
+    assert features["consent_email"] is True
+    assert features["consent_zalo"] is False and features["consent_sms"] is False
+
+
+def test_same_input_same_output():
+    state = {"n": {"ev": 2, "orders": 1}, "mx": {"ls": ms(1), "lp": ms(1)}}
+    assert profile_features(state, NOW) == profile_features(state, NOW)
 
 
 @pytest.mark.parametrize(
@@ -57,49 +93,11 @@ def test_a_profile_without_purchases():
     ],
 )
 def test_rfm_scores(days_ago, orders, revenue, recency, frequency, segment):
-    value = {"orders": orders, "refunds": 0, "revenue": {"VND": revenue}, "currency": "VND",
-             "average_order_value": revenue / orders, "last_purchase_at": iso(days_ago),
-             "first_purchase_at": iso(500)}
-    features = profile_features(profile(value=value), NOW)
-    assert (features["rfm_recency"], features["rfm_frequency"], features["rfm_segment"]) == (
+    scores = rfm(orders, revenue, ms(days_ago), ms(0))
+    assert (scores["recency"], scores["frequency"], scores["segment"]) == (
         recency, frequency, segment)
-    assert features["days_since_last_purchase"] == days_ago
 
 
-def test_decayed_counts_are_carried_to_now():
-    later = NOW + timedelta(days=30)
-    features = profile_features(profile(), later)
-    assert features["events_30d"] == pytest.approx(2.0 * math.exp(-1), abs=1e-4)
-    assert features["events_7d"] == pytest.approx(1.0 * math.exp(-30 / 7), abs=1e-4)
-
-
-def test_contact_history_counts_exact_windows_per_channel():
-    outreach = {"contacts": [{"at": iso(0.5), "channel": "email", "action_id": "a"},
-                             {"at": iso(3), "channel": "email", "action_id": "b"},
-                             {"at": iso(10), "channel": "zalo", "action_id": "c"}],
-                "by_channel": {"email": {"count": 2, "last_at": iso(0.5)},
-                               "zalo": {"count": 1, "last_at": iso(10)}}}
-    consent = {"email": {"status": "opt_in", "at": iso(50)},
-               "zalo": {"status": "opt_out", "at": iso(5)}}
-    features = profile_features(profile(outreach=outreach, consent=consent), NOW)
-    assert features["contacts_24h.email"] == 1 and features["contacts_7d.email"] == 2
-    assert features["contacts_7d.zalo"] == 0 and features["contacts_7d"] == 2
-    assert features["days_since_last_contact"] == 0.5
-    assert features["contactable.email"] is True and features["contactable.zalo"] is False
-
-
-def test_satisfaction_features():
-    satisfaction = {"ratings": 2, "average_rating": 2.5, "last_rating": {"value": 1},
-                    "nps": {"responses": 2, "promoters": 1, "detractors": 1,
-                            "last": {"value": 3}},
-                    "sentiment": {"negative": 1, "last": {"value": "negative"}},
-                    "open_bad_experiences": [{"touchpoint": "delivery.failed"}],
-                    "last_bad_experience_at": iso(1)}
-    features = profile_features(profile(satisfaction=satisfaction), NOW)
-    assert features["nps_category"] == "detractor" and features["nps_score"] == 0.0
-    assert features["open_bad_experiences"] == 1 and features["last_rating"] == 1
-    assert features["sentiment_last"] == "negative"
-
-
-def test_same_input_same_output():
-    assert profile_features(profile(), NOW) == profile_features(profile(), NOW)
+def test_rfm_without_an_order():
+    assert rfm(0, 0.0, None, ms(0)) == {"recency": 0, "frequency": 0, "monetary": 0,
+                                        "segment": "prospect"}

@@ -1,26 +1,32 @@
-"""The contact loop across services: a decision on `decisions.v1` becomes contact history in
-the profile (written by the real profile consumer), and the next decision respects it."""
+"""Across services: a decision on `decisions.v1` becomes contact history in the profile
+(written by the real profile consumer), and the next decision respects it; the profile API
+shows the features a decision reads."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from services.profiles.app import create_app as create_profile_app
 from services.profiles.consumer import BatchProcessor, ProfileConsumer, build_kafka_consumer
+from services.profiles.fold import event_delta
 from services.profiles.metrics import ProfileMetrics
 from services.profiles.store import ProfileStore
 from services.recommender.app import create_app
 from services.recommender.profile_reader import decode_profile
 from services.streaming.publisher import KafkaPublisher
 from shared import redis_keys as keys
+from shared.decisions import DecisionRecord
 from shared.events import TouchpointEvent
 from shared.stream import event_record
 from shared.touchpoints import load_catalog
+from tests.kafka_reading import read_topic
 from tests.recommender_service.conftest import zone_at_local_hour
 
 
@@ -77,3 +83,44 @@ def test_a_contact_made_is_a_contact_remembered(service_settings, redis_client: 
     assert second["actions"] == []
     assert second["rejected"][sent].startswith("cooldown:")
     assert second["rejected"][other].startswith("daily_cap:")
+
+
+def test_the_profile_api_shows_the_features_a_decision_reads(
+    service_settings, redis_client: redis.Redis,
+):
+    settings = service_settings.model_copy(update={"auth_disabled": True})
+    now = datetime.now(UTC)
+    events = [
+        TouchpointEvent(customer_id="c-same", occurred_at=now - timedelta(days=days),
+                        touchpoint=touchpoint, **fields)
+        for days, touchpoint, fields in [
+            (40, "web.visit", {}),
+            (20, "email.subscribe", {"consent": {"email": "opt_in"}}),
+            (12, "web.purchase", {"value": 450000, "currency": "VND"}),
+            (6, "review.write", {"rating": 2}),
+            (3, "email.click", {}),
+            (1, "delivery.failed", {}),
+        ]
+    ]
+    store = ProfileStore(redis_client, settings.redis_namespace)
+    store.apply([event_delta(e, load_catalog(), "c:c-same") for e in events])
+
+    with TestClient(create_profile_app(settings, redis_client=redis_client,
+                                       run_consumers=False)) as profiles:
+        shown = profiles.get("/v1/profiles/c-same").json()["features"]
+    with TestClient(create_app(settings, seed=9)) as recommender:
+        decided = recommender.post("/v1/recommendations", json={"customer_id": "c-same"}).json()
+        recommender.app.state.runtime.decision_log.flush()
+    records = read_topic(settings.kafka_bootstrap_servers, settings.topic_decisions, expected=1)
+    logged = DecisionRecord.model_validate_json(records[0].value)
+
+    assert logged.decision_id == decided["decision_id"]
+    assert shown["orders"] == 1 and shown["bad_experience_open"] is True
+    assert shown["consent_email"] is True and shown["phase"] == "post_purchase"
+    # Same names and values; only the clock moved between the two reads.
+    assert set(shown) <= set(logged.features)
+    for name, value in shown.items():
+        if isinstance(value, float):
+            assert logged.features[name] == pytest.approx(value, rel=1e-4), name
+        else:
+            assert logged.features[name] == value, name
