@@ -30,9 +30,8 @@ REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 def _script_text(name: str) -> str:
     folder = resources.files("services.profiles").joinpath("lua")
-    return folder.joinpath("common.lua").read_text("utf-8") + "\n" + folder.joinpath(
-        f"{name}.lua"
-    ).read_text("utf-8")
+    return "\n".join(folder.joinpath(f"{part}.lua").read_text("utf-8")
+                     for part in ("ring", "common", name))
 
 
 def pack_state(state: dict[str, Any]) -> bytes:

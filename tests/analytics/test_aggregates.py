@@ -105,6 +105,28 @@ def test_redelivered_events_and_decisions_count_once(store):
     assert snapshot(store) == before
 
 
+def test_the_same_event_twice_in_one_batch_counts_once(store):
+    first = event("c-1", 1, 0, "email.click")
+    assert store.record([first, first, event("c-1", 2, 1, "ads.click")], [], now_s=1) == 2
+
+
+def test_the_dedupe_ring_keeps_the_latest_512_ids_of_8_bytes(store):
+    events = [event("c-1", n, n / 100, "email.click") for n in range(600)]
+    assert store.record(events, [], now_s=1) == 600
+    ring = store.client.get(f"{keys.prefix(store.namespace)}:c:c-1:ids")
+    assert len(ring) == 512 * 8
+    assert store.record(events[-512:], [], now_s=1) == 0
+
+
+def test_ids_remembered_in_the_earlier_sorted_set_still_count_once(store):
+    legacy = f"{keys.prefix(store.namespace)}:c:c-1:seen"
+    store.client.zadd(legacy, {"c-1-1": 1})
+    store.client.expire(legacy, 3600)
+    again, new = event("c-1", 1, 0, "email.click"), event("c-1", 2, 1, "email.click")
+    assert store.record([again, new], [], now_s=1) == 1
+    assert store.record([again, new], [], now_s=1) == 0
+
+
 def test_a_batch_writes_the_same_aggregates_as_one_event_at_a_time(redis_client, test_id):
     data = demo_data(400, int(T0.timestamp() * 1000), days=30, seed=11)
     one_by_one, batched = (

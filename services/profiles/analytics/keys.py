@@ -20,8 +20,9 @@ lists every key. All keys live under `<namespace>:an`:
     :d:<cohort day>:funnel       hash  <first channel>|<stage>|n, |w<bucket>, |ws (wait seconds)
     :d:<day>:drop                hash  non-buyers by the touchpoint|channel of their last event
     :d:<day>:rec                 hash  <action>|<model version>|<t|h>|n, |r, |v, |v2
-    :c:<subject>:s|tx|seen|dec   per-customer state (TTL): stage, last phase/step, open journey,
-                                 event ids seen, open decisions
+    :c:<subject>:s|tx|ids|dec    per-customer state (TTL): stage, last phase/step, open journey,
+                                 the last 512 event ids (8 bytes each), open decisions
+    :c:<subject>:seen            zset event ids remembered by earlier versions, until it expires
     :dec:<decision id>           hash  one decision: k (action|version|group), day, r, v
     :open                        zset  customers with an open journey, by last touch (ms)
     :rate:<second>               string events processed in that second (expires in 1 h)
@@ -123,7 +124,7 @@ def open_journeys_key(namespace: str) -> str:
     return f"{prefix(namespace)}:open"
 
 
-CUSTOMER_STATE = ("s", "tx", "seen", "dec")
+CUSTOMER_STATE = ("s", "tx", "ids", "seen", "dec")
 
 
 def customer_state_keys(namespace: str, subject: str) -> list[str]:

@@ -19,6 +19,7 @@ from redis.commands.core import Script
 
 from services.profiles.analytics import keys
 from services.profiles.analytics.facts import DecisionFacts, EventFacts
+from services.profiles.fold import dedupe_id
 from shared.errors import StoreUnavailableError
 
 DAY_MS = 86_400_000
@@ -28,9 +29,10 @@ EVENTS_PER_SCRIPT = 100
 
 
 def _script_text(name: str) -> str:
+    ring = resources.files("services.profiles").joinpath("lua", "ring.lua").read_text("utf-8")
     folder = resources.files("services.profiles.analytics").joinpath("lua")
     common = folder.joinpath("common.lua").read_text("utf-8")
-    return common + "\n" + folder.joinpath(f"{name}.lua").read_text("utf-8")
+    return "\n".join((ring, common, folder.joinpath(f"{name}.lua").read_text("utf-8")))
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ class AnalyticsStore:
             facts.event_id, facts.subject, facts.at_ms, facts.day, facts.touchpoint,
             facts.channel, facts.phase, facts.journey_step, int(facts.purchase), facts.value,
             "" if facts.rating is None else facts.rating, facts.decision_id, int(facts.responds),
-            int(facts.touch),
+            int(facts.touch), dedupe_id("e", facts.event_id),
         ]
 
     def batch_args(self, events: Sequence[EventFacts], now_s: int) -> list:

@@ -4,12 +4,12 @@
 -- ARGV: prefix, window ms, customer ttl s, half-life ms, processing time s, then per event
 --       EVENT_FIELDS values: event id, subject, at ms, day, touchpoint, channel, phase,
 --       journey step, purchase (0/1), value, rating ('' = none), decision id ('' = none),
---       responds (0/1), touch (0/1)
+--       responds (0/1), touch (0/1), dedupe id (8 bytes)
 -- Returns how many events were applied (the rest were duplicates).
-local EVENT_FIELDS = 14
+local EVENT_FIELDS = 15
 local window, ttl, half_life, now_s = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 
-local states, touched, watermark = {}, {}, 0
+local states, rings, touched, watermark = {}, {}, {}, 0
 
 local function state_of(subject)
   local s = states[subject]
@@ -19,6 +19,27 @@ local function state_of(subject)
   for i = 1, #raw, 2 do s[raw[i]] = raw[i + 1] end
   states[subject] = s
   return s
+end
+
+-- The customer's dedupe ring, read once per script. Ids remembered before the ring existed
+-- are in a sorted set (`seen`) until it expires.
+local function ring_of(subject)
+  local r = rings[subject]
+  if r then return r end
+  r = {ids = redis.call('GET', customer_key(subject, 'ids')) or '',
+       legacy = redis.call('EXISTS', customer_key(subject, 'seen')) == 1}
+  rings[subject] = r
+  return r
+end
+
+local function seen_before(subject, event_id, dedupe)
+  local ring = ring_of(subject)
+  if ring_has(ring.ids, dedupe) then return true end
+  if ring.legacy and redis.call('ZSCORE', customer_key(subject, 'seen'), event_id) then
+    return true
+  end
+  ring.ids = ring.ids .. dedupe
+  return false
 end
 
 -- Answers to our recommendations.
@@ -37,9 +58,9 @@ local function record(base)
   local tp, ch, ph, step = ARGV[base + 4], ARGV[base + 5], ARGV[base + 6], ARGV[base + 7]
   local is_purchase, value = ARGV[base + 8] == '1', tonumber(ARGV[base + 9]) or 0
   local rating, decision_id, responds = ARGV[base + 10], ARGV[base + 11], ARGV[base + 12] == '1'
-  local is_touch = ARGV[base + 13] == '1'
+  local is_touch, dedupe = ARGV[base + 13] == '1', ARGV[base + 14]
 
-  if redis.call('ZADD', customer_key(subject, 'seen'), 'NX', at, event_id) == 0 then return 0 end
+  if seen_before(subject, event_id, dedupe) then return 0 end
   touched[subject] = true
 
   local s = state_of(subject)
@@ -183,13 +204,10 @@ redis.call('EXPIRE', rate_key, 3600)
 for subject in pairs(touched) do
   local flat = {}
   for k, v in pairs(states[subject]) do flat[#flat + 1] = k; flat[#flat + 1] = v end
-  local state_key, seen = customer_key(subject, 's'), customer_key(subject, 'seen')
+  local state_key = customer_key(subject, 's')
   redis.call('HSET', state_key, unpack(flat))
   redis.call('EXPIRE', state_key, ttl)
-  if redis.call('ZCARD', seen) > SEEN_KEEP then
-    redis.call('ZREMRANGEBYRANK', seen, 0, -SEEN_KEEP - 1)
-  end
-  redis.call('EXPIRE', seen, ttl)
+  redis.call('SET', customer_key(subject, 'ids'), ring_trim(rings[subject].ids, SEEN_KEEP), 'EX', ttl)
   redis.call('EXPIRE', customer_key(subject, 'tx'), ttl)
 end
 flush()
