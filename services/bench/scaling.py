@@ -75,10 +75,9 @@ def _run(settings: Settings, env: dict[str, str], processes: int, records: list,
             "projected_events_per_s_one_core_each": projected}
 
 
-def run_scaling(root: Path, customers: int = 10_000, counts: tuple[int, ...] = (1, 2, 4, 6),
-                write: bool = True, console: Console | None = None) -> dict[str, Any]:
-    console = console or Console(width=None if Console().is_terminal else 140)
-    started_at = datetime.now(UTC)
+def fold_runs(customers: int, counts: tuple[int, ...], say) -> tuple[int, list[dict[str, Any]]]:
+    """Each count of consumer processes folding the same simulated history, alone on a fresh
+    3-broker test cluster and Redis; returns the number of events and one result per count."""
     runs = []
     with EmbeddedBroker(num_brokers=3) as broker, EmbeddedRedis() as redis_server:
         suffix = uuid.uuid4().hex[:8]
@@ -90,7 +89,7 @@ def run_scaling(root: Path, customers: int = 10_000, counts: tuple[int, ...] = (
         catalog = load_catalog()
         records = [record for history in dataset.history_simulator(now).customers(customers)
                    for record in dataset.history_records_of(history, catalog, now)]
-        console.print(f"[bold]scaling[/] {len(records):,} events of {customers:,} customers")
+        say(f"{len(records):,} events of {customers:,} customers")
         for count in counts:
             group = f"scale-{count}-{suffix}"
             settings = base.model_copy(update={
@@ -100,11 +99,20 @@ def run_scaling(root: Path, customers: int = 10_000, counts: tuple[int, ...] = (
                        REDIS_URL=settings.redis_url, TOPIC_TOUCHPOINTS=settings.topic_touchpoints,
                        TOPIC_DECISIONS=settings.topic_decisions, KAFKA_CONSUMER_GROUP=group,
                        REDIS_NAMESPACE=settings.redis_namespace)
-            console.print(f"[bold]scaling[/] {count} consumer process(es)")
+            say(f"{count} consumer process(es)")
             runs.append(_run(settings, env, count, records, timeout_s=300))
-            console.print(f"  -> {runs[-1].get('fold_events_per_s')} events/s")
+            say(f"  -> {runs[-1].get('fold_events_per_s')} events/s")
+    return len(records), runs
+
+
+def run_scaling(root: Path, customers: int = 10_000, counts: tuple[int, ...] = (1, 2, 4, 6),
+                write: bool = True, console: Console | None = None) -> dict[str, Any]:
+    console = console or Console(width=None if Console().is_terminal else 140)
+    started_at = datetime.now(UTC)
+    events, runs = fold_runs(customers, counts,
+                             lambda message: console.print(f"[bold]scaling[/] {message}"))
     document = {"started_at": started_at.isoformat(timespec="seconds"),
-                "events": len(records), "customers": customers, "partitions": 4,
+                "events": events, "customers": customers, "partitions": 4,
                 "cores": os.cpu_count(), "load_average": os.getloadavg(), "runs": runs}
     table = Table(title="Consumer throughput by process count (4 partitions)")
     for column in ("Processes", "Events/s", "Seconds", "Partitions per process",

@@ -10,6 +10,7 @@ import importlib.util
 import itertools
 import json
 import random
+import statistics
 import subprocess
 import sys
 import time
@@ -77,11 +78,14 @@ class Plan:
     closed_concurrency: int = 16
     dashboard_events: int = 1_000_000
     fold_timeout_s: float = 300.0
+    alone_customers: int = 10_000  # the one-process fold
+    alone_runs: int = 3
     dashboard_timeout_s: float = 180.0
 
     @classmethod
     def quick(cls) -> Plan:
-        return cls(duration_s=4.0, customers=2000, dashboard_events=20_000, warmup_s=1.0)
+        return cls(duration_s=4.0, customers=2000, dashboard_events=20_000, warmup_s=1.0,
+                   alone_customers=2000, alone_runs=1)
 
 
 @dataclass
@@ -194,27 +198,52 @@ def batch_ingest(ctx: Context, backend: str = "kafka-python") -> Outcome:
         ceiling="raw kafka-python produce", share=share, data={"max_rate": run.to_dict()})
 
 
-def consumer_fold(ctx: Context, load: dict[str, Any]) -> Outcome:
-    title = "Consumer fold (1 process)"
+FOLD_TARGET = ">= 10,000 events/s per consumer process"
+
+
+def consumer_fold(plan: Plan, ceilings: dict[str, Any]) -> Outcome:
+    """One profile consumer process folding a backlog with nothing else running, on a fresh
+    test cluster and Redis: the rate a consumer process applies events at. `plan.alone_runs`
+    runs; the median counts."""
+    from services.bench import scaling  # it imports the report, which imports this module
+
+    title = "Consumer fold (1 process, alone)"
+    rates, runs = [], []
+    for _ in range(plan.alone_runs):
+        events, (run,) = scaling.fold_runs(plan.alone_customers, (1,), say=lambda _: None)
+        runs.append({"events": events, **run})
+        if not run.get("drained"):
+            return Outcome("consumer_fold", title, status="failed",
+                           reason="the consumer process did not fold the backlog in 300 s",
+                           data={"runs": runs})
+        rates.append(run["fold_events_per_s"])
+    rate = statistics.median(rates)
+    raw = ceilings.get("kafka", {}).get("consume_kafka_python", {}).get("messages_per_s")
+    return Outcome(
+        "consumer_fold", title,
+        result=f"{rate:,.0f} events/s, median of " + ", ".join(f"{r:,.0f}" for r in rates)
+        + f" ({runs[0]['events']:,} events of {plan.alone_customers:,} customers each)",
+        value=rate, unit="events/s", target=FOLD_TARGET, met=rate >= 10_000,
+        ceiling="raw kafka-python consume", share=rate / raw if raw else None,
+        data={"runs": runs})
+
+
+def service_fold(ctx: Context, load: dict[str, Any]) -> Outcome:
+    """The profile consumer's rate while the history loads, the analytics consumer folding the
+    same events alongside on the same cores and Redis: context, not the target's measure."""
+    title = "Profile fold while loading (analytics alongside)"
     if not load.get("fold_events_per_s"):
         reason = load.get("reason") or "profile consumer did not drain the loaded history"
         status = "not available" if "profile" in ctx.system.unavailable else "failed"
-        return Outcome("consumer_fold", title, status=status, reason=reason, data=load)
+        return Outcome("service_fold", title, status=status, reason=reason, data=load)
     rate = load["fold_events_per_s"]
-    if not load.get("drained"):
-        raw = ctx.ceilings.get("kafka", {}).get("consume_kafka_python", {}).get("messages_per_s")
-        return Outcome(
-            "consumer_fold", title, result=f"{rate:,.0f} events/s ({load['reason']})",
-            value=rate, unit="events/s", target=">= 10,000 events/s per consumer process",
-            met=False, ceiling="raw kafka-python consume", share=rate / raw if raw else None,
-            data=load)
     raw = ctx.ceilings.get("kafka", {}).get("consume_kafka_python", {}).get("messages_per_s")
-    return Outcome(
-        "consumer_fold", title,
-        result=f"{rate:,.0f} events/s ({load['events']:,} events of {load['customers']:,} "
-        f"customers in {load['drain_s']:.1f} s)", value=rate, unit="events/s",
-        target=">= 10,000 events/s per consumer process", met=rate >= 10_000,
-        ceiling="raw kafka-python consume", share=rate / raw if raw else None, data=load)
+    detail = (load["reason"] if not load.get("drained") else
+              f"{load['events']:,} events of {load['customers']:,} customers in "
+              f"{load['drain_s']:.1f} s")
+    return Outcome("service_fold", title, result=f"{rate:,.0f} events/s ({detail})",
+                   value=rate, unit="events/s", ceiling="raw kafka-python consume",
+                   share=rate / raw if raw else None, data=load)
 
 
 # A probe reads its profile again after 5 ms, then 1.5 times longer each time, up to 50 ms.
