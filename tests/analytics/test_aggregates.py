@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, date, datetime, timedelta
 
+import msgpack
 import pytest
 
 from services.profiles.analytics import attribution, keys
@@ -13,7 +15,13 @@ from services.profiles.analytics.facts import DecisionFacts, EventFacts
 from services.profiles.analytics.keys import week_bucket
 from services.profiles.analytics.reader import AnalyticsReader, ReaderConfig
 from services.profiles.analytics.schemas import Filters
-from services.profiles.analytics.store import AggregateConfig, AnalyticsStore
+from services.profiles.analytics.store import (
+    AggregateConfig,
+    AnalyticsStore,
+    _script_text,
+    read_customer_state,
+)
+from services.profiles.fold import dedupe_id
 from shared.touchpoints import load_catalog
 
 T0 = datetime(2027, 1, 10, 8, 0, tzinfo=UTC)
@@ -113,9 +121,58 @@ def test_the_same_event_twice_in_one_batch_counts_once(store):
 def test_the_dedupe_ring_keeps_the_latest_512_ids_of_8_bytes(store):
     events = [event("c-1", n, n / 100, "email.click") for n in range(600)]
     assert store.record(events, [], now_s=1) == 600
-    ring = store.client.get(f"{keys.prefix(store.namespace)}:c:c-1:ids")
-    assert len(ring) == 512 * 8
+    state = read_customer_state(store.client, store.namespace, "c-1")
+    assert state.event_ids == [dedupe_id("e", e.event_id) for e in events[-512:]]
     assert store.record(events[-512:], [], now_s=1) == 0
+
+
+def test_a_customer_state_is_one_key_with_the_open_journey_in_arrival_order(store):
+    late = event("c-1", 2, 1, "email.click")
+    store.record([event("c-1", 0, 0, "ads.click"), event("c-1", 1, 3, "zalo.message"), late],
+                 [], now_s=1)
+    prefix = f"{keys.prefix(store.namespace)}:c:c-1:"
+    assert sorted(store.client.scan_iter(prefix + "*")) == [(prefix + "st").encode()]
+    state = read_customer_state(store.client, store.namespace, "c-1")
+    at = int(T0.timestamp() * 1000)
+    hour = 3_600_000
+    assert state.touches == [f"{at}|ads.click|ads|a|p", f"{at + 3 * hour}|zalo.message|zalo|b|p",
+                             f"{at + hour}|email.click|email|a|p"]
+    assert state.fields["coh"] == T0.date().isoformat() and state.fields["fch"] == "ads"
+    assert store.client.ttl(prefix + "st") > 0
+
+
+def test_state_kept_by_earlier_versions_moves_into_the_one_key(store):
+    """Earlier versions kept a hash, an id ring and a list of touches (with their day)."""
+    prefix = f"{keys.prefix(store.namespace)}:c:c-1:"
+    before = event("c-1", 0, 0, "ads.click")
+    store.client.hset(prefix + "s", mapping={"coh": "2027-01-10", "fch": "ads", "stg": "0",
+                                             "sat": before.at_ms, "at": before.at_ms,
+                                             "seg": "prospect"})
+    store.client.set(prefix + "ids", dedupe_id("e", before.event_id))
+    store.client.rpush(prefix + "tx", f"{before.at_ms:013d}|ads.click|ads|pre_purchase|prospect|"
+                                      f"{before.day}")
+    purchase = event("c-1", 1, 2, "web.purchase", value=100.0)
+    assert store.record([before, purchase], [], now_s=1) == 1  # the first was seen before
+    assert [store.client.exists(prefix + name) for name in ("s", "ids", "tx")] == [0, 0, 0]
+    state = read_customer_state(store.client, store.namespace, "c-1")
+    assert state.fields["coh"] == "2027-01-10" and state.fields["stg"] == "1"
+    assert state.event_ids == [dedupe_id("e", e.event_id) for e in (before, purchase)]
+    assert state.touches == []  # the purchase converted the journey
+    stats = hashes(store, "tp", before.day)
+    assert stats["ads.click|ads|pre_purchase|prospect|c"] == "1"
+    assert float(stats["ads.click|ads|pre_purchase|prospect|ar"]) == 100.0
+
+
+@pytest.mark.parametrize("moment", [
+    datetime(1970, 1, 1, tzinfo=UTC), datetime(2024, 2, 29, 23, 59, 59, 999_000, tzinfo=UTC),
+    datetime(2024, 3, 1, tzinfo=UTC), datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC),
+    datetime(2027, 1, 1, tzinfo=UTC), datetime(2100, 3, 1, 12, tzinfo=UTC),
+])
+def test_the_day_of_a_touch_is_its_utc_date(store, moment):
+    script = _script_text("close_journeys").split("-- Closes journeys")[0]
+    day = store.client.eval(script + "\nreturn utc_day(tonumber(ARGV[2]))", 0, store.prefix,
+                            int(moment.timestamp() * 1000))
+    assert day.decode() == moment.date().isoformat()
 
 
 def test_ids_remembered_in_the_earlier_sorted_set_still_count_once(store):
@@ -151,6 +208,8 @@ def test_a_batch_writes_the_same_aggregates_as_one_event_at_a_time(redis_client,
         for key, value in snapshot(store).items():
             if isinstance(value, dict):  # float sums may differ in the last digits
                 value = {f: rounded(v) for f, v in value.items()}
+            elif key.endswith(b":st"):  # msgpack maps keep no particular order
+                value = list(msgpack.Unpacker(io.BytesIO(value), raw=True))
             out[key.removeprefix(prefix)] = value
         return out
 

@@ -20,8 +20,12 @@ lists every key. All keys live under `<namespace>:an`:
     :d:<cohort day>:funnel       hash  <first channel>|<stage>|n, |w<bucket>, |ws (wait seconds)
     :d:<day>:drop                hash  non-buyers by the touchpoint|channel of their last event
     :d:<day>:rec                 hash  <action>|<model version>|<t|h>|n, |r, |v, |v2
-    :c:<subject>:s|tx|ids|dec    per-customer state (TTL): stage, last phase/step, open journey,
-                                 the last 512 event ids (8 bytes each), open decisions
+    :c:<subject>:st              string per-customer state (TTL), msgpack: fields (stage, last
+                                 phase/step, cohort, purchases...), the last 512 event ids
+                                 (8 bytes each), the open journey's touches
+    :c:<subject>:dec             zset  open decisions (TTL)
+    :c:<subject>:s|ids|tx        the same state as kept by earlier versions (hash, string,
+                                 list), moved into `st` when the customer is next seen
     :c:<subject>:seen            zset event ids remembered by earlier versions, until it expires
     :dec:<decision id>           hash  one decision: k (action|version|group), day, r, v
     :open                        zset  customers with an open journey, by last touch (ms)
@@ -124,7 +128,11 @@ def open_journeys_key(namespace: str) -> str:
     return f"{prefix(namespace)}:open"
 
 
-CUSTOMER_STATE = ("s", "tx", "ids", "seen", "dec")
+CUSTOMER_STATE = ("st", "dec", "s", "tx", "ids", "seen")
+
+
+def customer_state_key(namespace: str, subject: str) -> str:
+    return f"{prefix(namespace)}:c:{subject}:st"
 
 
 def customer_state_keys(namespace: str, subject: str) -> list[str]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from importlib import resources
 
+import msgpack
 import redis
 from redis.commands.core import Script
 
@@ -117,7 +118,7 @@ class AnalyticsStore:
             cutoff = watermark - self.config.window_ms
             closed, total = limit, 0
             while closed == limit:
-                closed = int(self._close(args=[self.prefix, cutoff, limit]))
+                closed = int(self._close(args=[self.prefix, cutoff, limit, self.config.ttl_s]))
                 total += closed
             return total
         except redis.RedisError as exc:
@@ -169,6 +170,30 @@ class AnalyticsStore:
             return int(self.client.get(keys.watermark_key(self.namespace)) or 0)
         except redis.RedisError as exc:
             raise StoreUnavailableError(f"analytics store: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class CustomerState:
+    """One customer's analytics state as stored (`lua/common.lua`, `load_customer`)."""
+
+    fields: dict[str, str]
+    event_ids: list[bytes]  # 8-byte dedupe ids, oldest first
+    touches: list[str]  # the open journey, in the order the touches came
+
+
+def read_customer_state(client: redis.Redis, namespace: str, subject: str) -> CustomerState | None:
+    packed = client.get(keys.customer_state_key(namespace, subject))
+    if packed is None:
+        return None
+    unpacker = msgpack.Unpacker(raw=True)
+    unpacker.feed(packed)
+    fields, ring, touches = [*unpacker, {}, b"", []][:3]
+    fields = fields if isinstance(fields, dict) else {}  # an empty table packs as an array
+    return CustomerState(
+        fields={k.decode(): v.decode() for k, v in fields.items()},
+        event_ids=[ring[i : i + 8] for i in range(0, len(ring), 8)],
+        touches=[t.decode() for t in touches],
+    )
 
 
 def erase_customers(client: redis.Redis, namespace: str, subjects: list[str]) -> int:

@@ -61,18 +61,82 @@ local function split(text, sep)
   return out
 end
 
--- A touch entry: "<at ms, 13 digits>|touchpoint|channel|phase|segment|day".
-local function parse_touch(entry)
-  local f = split(entry, '|')
-  return {at = tonumber(f[1]), tp = f[2], ch = f[3], ph = f[4], seg = f[5], day = f[6]}
+-- A customer's state is one msgpack string at `:c:<subject>:st`: {fields, dedupe ring,
+-- touches of the open journey in the order they came}. A touch is "<at ms>|touchpoint|
+-- channel|phase|segment", phase and segment as one-letter codes where they have one.
+local PHASE_CODES = {pre_purchase = 'a', purchase = 'b', post_purchase = 'c'}
+local SEGMENT_CODES = {prospect = 'p', first_time_buyer = 'f', repeat_buyer = 'r'}
+local function decoder(codes)
+  local back = {}
+  for name, code in pairs(codes) do back[code] = name end
+  return back
+end
+local PHASE_NAMES, SEGMENT_NAMES = decoder(PHASE_CODES), decoder(SEGMENT_CODES)
+
+-- 'YYYY-MM-DD' (UTC) of a time in ms: the inverse of epoch_days (H. Hinnant's algorithm).
+local function utc_day(at)
+  local z = math.floor(at / 86400000) + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524)
+                          - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400 + (m <= 2 and 1 or 0)
+  return string.format('%04d-%02d-%02d', y, m, d)
 end
 
-local function read_touches(subject)
-  local entries = redis.call('LRANGE', customer_key(subject, 'tx'), 0, -1)
+local function touch_entry(at, tp, ch, ph, seg)
+  return table.concat({at, tp, ch, PHASE_CODES[ph] or ph, SEGMENT_CODES[seg] or seg}, '|')
+end
+
+-- Entries of the list kept by earlier versions have a sixth field, the day.
+local function parse_touch(entry)
+  local f = split(entry, '|')
+  local at = tonumber(f[1])
+  return {at = at, tp = f[2], ch = f[3], ph = PHASE_NAMES[f[4]] or f[4],
+          seg = SEGMENT_NAMES[f[5]] or f[5], day = f[6] or utc_day(at)}
+end
+
+local function sorted_touches(entries)
   local touches = {}
   for i, entry in ipairs(entries) do touches[i] = parse_touch(entry) end
   table.sort(touches, function(a, b) return a.at < b.at end)
   return touches
+end
+
+local LEGACY_KEYS = {'s', 'ids', 'tx'}
+
+-- The state of one customer, from its key or, before that existed, from the hash, id ring
+-- and touch list of earlier versions (deleted when the state is saved).
+local function load_customer(subject)
+  local c = {legacy_seen = redis.call('EXISTS', customer_key(subject, 'seen')) == 1}
+  local packed = redis.call('GET', customer_key(subject, 'st'))
+  if packed then
+    local fields, ids, tx = cmsgpack.unpack(packed)
+    c.s, c.ids, c.tx = fields, ids, tx
+    return c
+  end
+  c.s, c.tx, c.legacy = {}, {}, true
+  local raw = redis.call('HGETALL', customer_key(subject, 's'))
+  for i = 1, #raw, 2 do c.s[raw[i]] = raw[i + 1] end
+  c.ids = redis.call('GET', customer_key(subject, 'ids')) or ''
+  for i, entry in ipairs(redis.call('LRANGE', customer_key(subject, 'tx'), 0, -1)) do
+    c.tx[i] = entry
+  end
+  c.empty = #raw == 0 and c.ids == '' and #c.tx == 0
+  return c
+end
+
+local function save_customer(subject, c, ttl)
+  redis.call('SET', customer_key(subject, 'st'),
+             cmsgpack.pack(c.s, ring_trim(c.ids, SEEN_KEEP), c.tx), 'EX', ttl)
+  if c.legacy then
+    for _, name in ipairs(LEGACY_KEYS) do redis.call('DEL', customer_key(subject, name)) end
+    c.legacy = false
+  end
 end
 
 -- Share of each touch under a rule-based model (touches 1..n).
@@ -170,11 +234,12 @@ local function count_journey(day, segment, touches, converted, revenue, half_lif
   end
 end
 
-local function close_journey(subject, segment)
-  local touches = read_touches(subject)
+-- The open journey ended without a purchase: a non-converted path on the day of its last touch.
+local function close_journey(subject, c, segment)
+  local touches = sorted_touches(c.tx)
   if #touches > 0 then
     count_journey(touches[#touches].day, segment, touches, false, 0, 1)
   end
-  redis.call('DEL', customer_key(subject, 'tx'))
+  c.tx = {}
   redis.call('ZREM', P .. ':open', subject)
 end

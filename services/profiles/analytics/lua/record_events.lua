@@ -9,36 +9,25 @@
 local EVENT_FIELDS = 15
 local window, ttl, half_life, now_s = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 
-local states, rings, touched, watermark = {}, {}, {}, 0
+local customers, touched, watermark = {}, {}, 0
 
-local function state_of(subject)
-  local s = states[subject]
-  if s then return s end
-  s = {}
-  local raw = redis.call('HGETALL', customer_key(subject, 's'))
-  for i = 1, #raw, 2 do s[raw[i]] = raw[i + 1] end
-  states[subject] = s
-  return s
+-- Each customer's state is read once per script and written once at the end.
+local function customer_of(subject)
+  local c = customers[subject]
+  if not c then
+    c = load_customer(subject)
+    customers[subject] = c
+  end
+  return c
 end
 
--- The customer's dedupe ring, read once per script. Ids remembered before the ring existed
--- are in a sorted set (`seen`) until it expires.
-local function ring_of(subject)
-  local r = rings[subject]
-  if r then return r end
-  r = {ids = redis.call('GET', customer_key(subject, 'ids')) or '',
-       legacy = redis.call('EXISTS', customer_key(subject, 'seen')) == 1}
-  rings[subject] = r
-  return r
-end
-
-local function seen_before(subject, event_id, dedupe)
-  local ring = ring_of(subject)
-  if ring_has(ring.ids, dedupe) then return true end
-  if ring.legacy and redis.call('ZSCORE', customer_key(subject, 'seen'), event_id) then
+-- Ids remembered before the ring existed are in a sorted set (`seen`) until it expires.
+local function seen_before(subject, c, event_id, dedupe)
+  if ring_has(c.ids, dedupe) then return true end
+  if c.legacy_seen and redis.call('ZSCORE', customer_key(subject, 'seen'), event_id) then
     return true
   end
-  ring.ids = ring.ids .. dedupe
+  c.ids = c.ids .. dedupe
   return false
 end
 
@@ -60,10 +49,11 @@ local function record(base)
   local rating, decision_id, responds = ARGV[base + 10], ARGV[base + 11], ARGV[base + 12] == '1'
   local is_touch, dedupe = ARGV[base + 13] == '1', ARGV[base + 14]
 
-  if seen_before(subject, event_id, dedupe) then return 0 end
+  local c = customer_of(subject)
+  if seen_before(subject, c, event_id, dedupe) then return 0 end
   touched[subject] = true
 
-  local s = state_of(subject)
+  local s = c.s
   local purchases = tonumber(s.p or '0')
   local segment = segment_of(purchases)
   local dim = tp .. '|' .. ch .. '|' .. ph .. '|' .. segment
@@ -140,13 +130,14 @@ local function record(base)
     end
   end
 
-  local tx = customer_key(subject, 'tx')
+  local last = c.tx[#c.tx]
+  -- A journey quiet for longer than the window ended before this touch or purchase.
+  if (is_purchase or is_touch) and last and parse_touch(last).at < at - window then
+    close_journey(subject, c, segment)
+  end
   if is_purchase then
-    -- A journey quiet for longer than the window ended before this purchase.
-    local last = redis.call('LINDEX', tx, -1)
-    if last and parse_touch(last).at < at - window then close_journey(subject, segment) end
     -- Conversions within the window after each touch, revenue split equally over them.
-    local touches = read_touches(subject)
+    local touches = sorted_touches(c.tx)
     local in_window = {}
     for _, t in ipairs(touches) do
       if t.at <= at and t.at >= at - window then in_window[#in_window + 1] = t end
@@ -164,7 +155,7 @@ local function record(base)
     add_float(pp, segment .. '|r', value)
     -- The journey since the last purchase converts.
     if #touches > 0 then count_journey(day, segment, touches, true, value, half_life) end
-    redis.call('DEL', tx)
+    c.tx = {}
     redis.call('ZREM', P .. ':open', subject)
     -- Outcomes of every decision for this customer within the window before the purchase.
     local dlist = customer_key(subject, 'dec')
@@ -181,10 +172,8 @@ local function record(base)
     end
     s.p = tostring(purchases_after)
   elseif is_touch then
-    local last = redis.call('LINDEX', tx, -1)
-    if last and parse_touch(last).at < at - window then close_journey(subject, segment) end
-    redis.call('RPUSH', tx, string.format('%013d', at) .. '|' .. tp .. '|' .. ch .. '|' .. ph .. '|' .. segment .. '|' .. day)
-    redis.call('LTRIM', tx, -MAX_PATH, -1)
+    c.tx[#c.tx + 1] = touch_entry(at, tp, ch, ph, segment)
+    if #c.tx > MAX_PATH then table.remove(c.tx, 1) end
     redis.call('ZADD', P .. ':open', 'GT', at, subject)
   end
 
@@ -201,15 +190,7 @@ if applied == 0 then return 0 end
 local rate_key = P .. ':rate:' .. now_s
 redis.call('INCRBY', rate_key, applied)
 redis.call('EXPIRE', rate_key, 3600)
-for subject in pairs(touched) do
-  local flat = {}
-  for k, v in pairs(states[subject]) do flat[#flat + 1] = k; flat[#flat + 1] = v end
-  local state_key = customer_key(subject, 's')
-  redis.call('HSET', state_key, unpack(flat))
-  redis.call('EXPIRE', state_key, ttl)
-  redis.call('SET', customer_key(subject, 'ids'), ring_trim(rings[subject].ids, SEEN_KEEP), 'EX', ttl)
-  redis.call('EXPIRE', customer_key(subject, 'tx'), ttl)
-end
+for subject in pairs(touched) do save_customer(subject, customers[subject], ttl) end
 flush()
 local wm = P .. ':watermark'
 if watermark > tonumber(redis.call('GET', wm) or '0') then redis.call('SET', wm, watermark) end
