@@ -18,6 +18,7 @@ from typing import Protocol
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from services.streaming.produce_futures import release_when_done
 from services.streaming.publisher import kafka_client_options
 from shared.decisions import DECISION_TYPE, DecisionRecord
 from shared.settings import Settings
@@ -117,6 +118,7 @@ class KafkaDecisionLog:
             return
         future.add_callback(lambda _metadata: self.on_sent())
         future.add_errback(failed)
+        release_when_done(future)
 
     def _run(self) -> None:
         while True:

@@ -15,6 +15,7 @@ from typing import Protocol
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 
+from services.streaming.produce_futures import release
 from shared.errors import BrokerUnavailableError
 from shared.settings import Settings
 from shared.stream import Record
@@ -99,6 +100,7 @@ class KafkaPublisher:
             ]
             for future in futures:
                 future.get(timeout=max(0.001, deadline - time.monotonic()))
+                release(future)
         except KafkaTimeoutError as exc:
             self._last_failure = (time.monotonic(), "acknowledgement timed out")
             raise BrokerUnavailableError(
