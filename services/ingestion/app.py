@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from services.ingestion import api
 from services.ingestion.deps import IngestionMetrics, Runtime
 from services.ingestion.webhooks.router import build_router as webhook_router
-from services.streaming.publisher import Publisher, build_publisher
+from services.streaming.publisher import Publisher, build_publisher, prepare_in_background
 from services.web.auth import install_auth
 from services.web.errors import install_error_handlers
 from services.web.health import health_router
@@ -48,6 +48,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        prepare_in_background(runtime.publisher,
+                              [settings.topic_touchpoints, settings.topic_dead_letter])
         with startup_objects_frozen():
             yield
         runtime.publisher.close()

@@ -29,7 +29,7 @@ from services.recommender.serving import (
     ModelSource,
     PipelineConfig,
 )
-from services.streaming.publisher import KafkaPublisher, Publisher
+from services.streaming.publisher import KafkaPublisher, Publisher, prepare_in_background
 from services.web.auth import install_auth
 from services.web.body_limit import install_body_limit
 from services.web.errors import install_error_handlers
@@ -151,6 +151,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        prepare_in_background(runtime.feedback_publisher, [settings.topic_touchpoints])
         poller = asyncio.create_task(follow_registry())
         if outbound is not None:
             await outbound.start()

@@ -97,6 +97,11 @@ class ConfluentPublisher:
         while not self._stop.is_set():
             self._producer.poll(0.05)
 
+    def prepare(self, topics: Sequence[str]) -> None:
+        producer = self.producer()
+        for topic in topics:
+            producer.list_topics(topic, timeout=self.settings.kafka_send_timeout_s)
+
     def publish(self, topic: str, records: Sequence[Record]) -> None:
         """Returns once the broker acknowledged every record; raises otherwise."""
         if not records:

@@ -31,8 +31,26 @@ CONSUMER_CLOSE_TIMEOUT_MS = 2_000
 
 class Publisher(Protocol):
     def publish(self, topic: str, records: Sequence[Record]) -> None: ...
+    def prepare(self, topics: Sequence[str]) -> None: ...
     def check(self) -> None: ...
     def close(self) -> None: ...
+
+
+def prepare_in_background(publisher: Publisher, topics: Sequence[str]) -> threading.Thread:
+    """Connects `publisher` and learns the topics' partitions while the service starts, so
+    that the first requests do not pay for it (a cold producer made the first seconds of
+    traffic wait up to the send timeout). Failures are left for the first publish and the
+    readiness check to report."""
+
+    def prepare() -> None:
+        try:
+            publisher.prepare(topics)
+        except Exception as exc:  # reported by the first publish instead
+            log.info("producer not prepared at start-up: %s", exc)
+
+    thread = threading.Thread(target=prepare, name="producer-prepare", daemon=True)
+    thread.start()
+    return thread
 
 
 def kafka_client_options(settings: Settings) -> dict:
@@ -88,6 +106,11 @@ class KafkaPublisher:
                         raise BrokerUnavailableError(f"Kafka is unreachable: {exc}") from exc
         return self._producer
 
+    def prepare(self, topics: Sequence[str]) -> None:
+        producer = self.producer()
+        for topic in topics:
+            producer.partitions_for(topic)
+
     def publish(self, topic: str, records: Sequence[Record]) -> None:
         """Returns once the broker acknowledged every record; raises otherwise."""
         if not records:
@@ -138,6 +161,9 @@ class InMemoryPublisher:
     def publish(self, topic: str, records: Sequence[Record]) -> None:
         self.check()
         self.topics.setdefault(topic, []).extend(records)
+
+    def prepare(self, topics: Sequence[str]) -> None:
+        pass
 
     def check(self) -> None:
         if not self.available:
