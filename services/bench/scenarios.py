@@ -266,19 +266,24 @@ def event_to_profile(ctx: Context) -> Outcome:
             if "customer_id" in e]
     rng = random.Random(5)
     known = ctx.loaded_customers or ["c-0000000"]
-    bodies, probes = [], {}
     stamp = int(ctx.now.timestamp())
-    for i in range(requests):
-        batch = []
-        for j in range(plan.e2p_batch):
-            event = dict(pool[(i * plan.e2p_batch + j) % len(pool)])
-            event.pop("anonymous_id", None)
-            event["event_id"] = f"e2p-{stamp}-{i}-{j}"
-            event["customer_id"] = rng.choice(known)
-            batch.append(event)
-        if i % plan.e2p_probe_every == 0:
-            probes[i] = batch[0]["customer_id"] = f"probe-{stamp}-{i}"
-        bodies.append(orjson.dumps({"events": batch}))
+
+    def batches(count: int, tag: str, probe_every: int) -> tuple[list[bytes], dict[int, str]]:
+        bodies, probes = [], {}
+        for i in range(count):
+            batch = []
+            for j in range(plan.e2p_batch):
+                event = dict(pool[(i * plan.e2p_batch + j) % len(pool)])
+                event.pop("anonymous_id", None)
+                event["event_id"] = f"{tag}-{stamp}-{i}-{j}"
+                event["customer_id"] = rng.choice(known)
+                batch.append(event)
+            if probe_every and i % probe_every == 0:
+                probes[i] = batch[0]["customer_id"] = f"probe-{stamp}-{i}"
+            bodies.append(orjson.dumps({"events": batch}))
+        return bodies, probes
+
+    bodies, probes = batches(requests, "e2p", plan.e2p_probe_every)
     delays: list[float] = []
     missing: list[str] = []
     headers = {"Content-Type": "application/json", **ctx.system.auth_headers}
@@ -311,6 +316,11 @@ def event_to_profile(ctx: Context) -> Outcome:
         finally:
             profile_idle.append(reader)
 
+    # The same load without probes first, unmeasured, as before the other fixed-rate runs.
+    warm_bodies, _ = batches(int(rate * plan.warmup_s), "e2p-warm", 0)
+    _warm_up(ingestion, post_action(ingestion, "/v1/events",
+                                    lambda i: warm_bodies[i % len(warm_bodies)], headers),
+             rate, plan.warmup_s)
     run = loadgen.run(loadgen.open_loop(ingestion.host, ingestion.port, action, rate,
                                         duration_s, timeout_s=8))
     loadgen.run(loadgen.settle(ingestion.host, ingestion.port))
