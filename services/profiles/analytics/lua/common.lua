@@ -110,23 +110,25 @@ end
 local LEGACY_KEYS = {'s', 'ids', 'tx'}
 
 -- The state of one customer, from its key or, before that existed, from the hash, id ring
--- and touch list of earlier versions (deleted when the state is saved).
+-- and touch list of earlier versions (deleted when the state is saved). `empty`: none of them.
 local function load_customer(subject)
-  local c = {legacy_seen = redis.call('EXISTS', customer_key(subject, 'seen')) == 1}
   local packed = redis.call('GET', customer_key(subject, 'st'))
   if packed then
     local fields, ids, tx = cmsgpack.unpack(packed)
-    c.s, c.ids, c.tx = fields, ids, tx
+    return {s = fields, ids = ids, tx = tx}
+  end
+  local c = {s = {}, ids = '', tx = {}}
+  local legacy = {}
+  for i, name in ipairs(LEGACY_KEYS) do legacy[i] = customer_key(subject, name) end
+  if redis.call('EXISTS', unpack(legacy)) == 0 then
+    c.empty = true
     return c
   end
-  c.s, c.tx, c.legacy = {}, {}, true
-  local raw = redis.call('HGETALL', customer_key(subject, 's'))
+  c.legacy = true
+  local raw = redis.call('HGETALL', legacy[1])
   for i = 1, #raw, 2 do c.s[raw[i]] = raw[i + 1] end
-  c.ids = redis.call('GET', customer_key(subject, 'ids')) or ''
-  for i, entry in ipairs(redis.call('LRANGE', customer_key(subject, 'tx'), 0, -1)) do
-    c.tx[i] = entry
-  end
-  c.empty = #raw == 0 and c.ids == '' and #c.tx == 0
+  c.ids = redis.call('GET', legacy[2]) or ''
+  c.tx = redis.call('LRANGE', legacy[3], 0, -1)
   return c
 end
 

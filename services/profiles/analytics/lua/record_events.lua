@@ -16,6 +16,7 @@ local function customer_of(subject)
   local c = customers[subject]
   if not c then
     c = load_customer(subject)
+    c.legacy_seen = redis.call('EXISTS', customer_key(subject, 'seen')) == 1
     customers[subject] = c
   end
   return c
@@ -178,7 +179,6 @@ local function record(base)
   end
 
   if in_order then s.at = tostring(at) end
-  s.seg = segment_of(tonumber(s.p or '0'))
   if at > watermark then watermark = at end
   return 1
 end
