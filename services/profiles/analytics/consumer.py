@@ -90,7 +90,7 @@ class AnalyticsConsumer:
 
     def poll_batch(self) -> dict:
         """Records by partition: once some arrive, waits up to BATCH_LINGER_S for a fuller
-        batch, since one Lua call per 100 events shares their counter writes."""
+        batch, since one Lua call per 25 events shares their counter writes."""
         batch = dict(self.kafka.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_POLL_RECORDS))
         count = sum(len(items) for items in batch.values())
         deadline = time.monotonic() + BATCH_LINGER_S
