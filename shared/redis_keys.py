@@ -11,7 +11,9 @@ ones and switch over by changing one pointer. Erasure tombstones and the pointer
 the base namespace, so they survive a switch-over.
 
     <ns>:{<subject>}:p         string  packed profile state (msgpack), incl. dedupe ring
-    <ns>:{<subject>}:t         list    timeline, oldest first, bounded
+                                       and timeline
+    <ns>:{<subject>}:t         list    timeline as earlier versions kept it (moved into
+                                       the profile value at the next write)
     <ns>:{a:<anon>}:alias      string  customer id an anonymous id was merged into
     <base>:{<subject>}:erased  string  erasure time (epoch ms): later-arriving events for
                                        anything that happened before it are refused

@@ -38,14 +38,17 @@ def pack_state(state: dict[str, Any]) -> bytes:
     return msgpack.packb(state)
 
 
-def unpack_stored(packed: bytes) -> tuple[dict[str, Any], list[bytes]]:
-    """State and dedupe ring from a stored profile value."""
+def unpack_stored(packed: bytes) -> tuple[dict[str, Any], list[bytes], list[str] | None]:
+    """State, dedupe ring and timeline from a stored profile value (timeline None: the value
+    was written by an earlier version, which kept the timeline in a list key)."""
     raw = msgpack.unpackb(packed, raw=False, unicode_errors="surrogateescape",
                           strict_map_key=False)
     ring = raw.pop("sn", "")
+    text = raw.pop("tl", None)
     ring_bytes = ring.encode("utf-8", "surrogateescape") if isinstance(ring, str) else ring
     seen = [ring_bytes[i : i + 8] for i in range(0, len(ring_bytes), 8)]
-    return normalize_state(raw), seen
+    timeline = None if text is None else [line for line in text.split("\n") if line]
+    return normalize_state(raw), seen, timeline
 
 
 class Outcome(Enum):
@@ -272,8 +275,10 @@ class ProfileStore:
             raise StoreUnavailableError(f"Redis unreachable: {exc}") from exc
         if packed is None:
             return None
-        state, seen = unpack_stored(packed)
-        return FoldedProfile(state=state, timeline=[line.decode() for line in lines], seen=seen)
+        state, seen, timeline = unpack_stored(packed)
+        if timeline is None:
+            timeline = [line.decode() for line in lines]
+        return FoldedProfile(state=state, timeline=timeline, seen=seen)
 
     def alias_target(self, anonymous_id: str) -> str | None:
         raw = self.client.get(keys.alias_key(self.namespace, keys.anonymous_subject(anonymous_id)))
@@ -334,8 +339,9 @@ class ProfileStore:
             for key in keys.subject_keys(ns, subject):
                 kind = self.client.type(key).decode()
                 if kind == "string" and key.endswith(":p"):
-                    state, seen = unpack_stored(self.client.get(key))
-                    out[key] = {"state": state, "dedupe_ids": [s.hex() for s in seen]}
+                    state, seen, timeline = unpack_stored(self.client.get(key))
+                    out[key] = {"state": state, "dedupe_ids": [s.hex() for s in seen],
+                                "timeline": timeline}
                 elif kind == "string":
                     out[key] = self.client.get(key).decode()
                 elif kind == "list":

@@ -17,18 +17,19 @@ from redis.exceptions import RedisError
 from shared import redis_keys as keys
 from shared.errors import StoreUnavailableError
 
-# The dedupe ring stored next to the state is of no use to a decision.
-DEDUPE_RING_FIELD = "sn"
+# The dedupe ring and the timeline stored next to the state are of no use to a decision.
+STORAGE_FIELDS = ("sn", "tl")
 
 
 def decode_profile(packed: bytes) -> dict[str, Any]:
-    """The stored profile state (msgpack) without its dedupe ring."""
+    """The stored profile state (msgpack) without its dedupe ring and timeline."""
     state = msgpack.unpackb(
         packed, raw=False, unicode_errors="surrogateescape", strict_map_key=False
     )
     if not isinstance(state, dict):
         raise ValueError("stored profile is not a map")
-    state.pop(DEDUPE_RING_FIELD, None)
+    for name in STORAGE_FIELDS:
+        state.pop(name, None)
     return state
 
 

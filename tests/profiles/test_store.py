@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 
+import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -189,3 +190,63 @@ def test_lua_dedupe_window_matches_the_pure_fold(redis_client, settings):
     store.apply(deltas)
     assert store.apply([deltas[-1], deltas[0]]) == [Outcome.DUPLICATE, Outcome.APPLIED]
     assert len(store.read("c:c-1").seen) == 16
+
+
+def _as_earlier_version(redis_client, store, subject):
+    """Rewrites a subject's stored profile the way earlier versions kept it: the timeline
+    in a list key of its own, not in the profile value."""
+    ns = store.namespace
+    packed = redis_client.get(keys.profile_key(ns, subject))
+    raw = msgpack.unpackb(packed, raw=True, strict_map_key=False)
+    lines = [line for line in raw.pop(b"tl").split(b"\n") if line]
+    redis_client.set(keys.profile_key(ns, subject), msgpack.packb(raw, use_bin_type=False))
+    if lines:
+        redis_client.rpush(keys.timeline_key(ns, subject), *lines)
+
+
+def test_timeline_is_kept_in_the_profile_value(store, redis_client):
+    deltas = [event_delta(event(f"e{m}", "web.visit", m), CATALOG, "c:c-1") for m in (3, 1, 2)]
+    store.apply(deltas)
+    ns = store.namespace
+    assert redis_client.exists(keys.timeline_key(ns, "c:c-1")) == 0
+    raw = msgpack.unpackb(redis_client.get(keys.profile_key(ns, "c:c-1")), raw=True)
+    expected = fold_all(deltas, timeline_capacity=10)["c:c-1"].timeline
+    assert raw[b"tl"].decode() == "\n".join(expected)
+
+
+def test_timeline_list_of_an_earlier_version_moves_into_the_profile(store, redis_client):
+    first = [event_delta(event(f"e{m}", "web.visit", m), CATALOG, "c:c-1") for m in range(8)]
+    store.apply(first)
+    _as_earlier_version(redis_client, store, "c:c-1")
+    assert store.read("c:c-1").timeline == fold_all(first, timeline_capacity=10)["c:c-1"].timeline
+    later = [event_delta(event(f"l{m}", "web.product_view", m), CATALOG, "c:c-1")
+             for m in (20, 4, 30)]
+    store.apply(later)
+    assert_same_profile(store.read("c:c-1"), fold_all(first + later, timeline_capacity=10)["c:c-1"])
+    assert redis_client.exists(keys.timeline_key(store.namespace, "c:c-1")) == 0
+
+
+def test_link_merges_timelines_kept_by_either_version(store, redis_client):
+    cust = [event_delta(event(f"c{m}", "web.login", m), CATALOG, "c:c-1") for m in (5, 25)]
+    anon = [_anon(f"a{m}", "web.visit", m) for m in (0, 10, 30)]
+    store.apply(cust + anon)
+    _as_earlier_version(redis_client, store, "a:v-9")
+    _as_earlier_version(redis_client, store, "c:c-1")
+    assert store.link("v-9", "c-1", epoch_ms(T0)).merged
+    expected = merge_profiles(fold_all(cust, 10)["c:c-1"], fold_all(anon, 10)["a:v-9"], "v-9", 10)
+    assert_same_profile(store.read("c:c-1"), expected)
+    ns = store.namespace
+    assert redis_client.exists(keys.timeline_key(ns, "c:c-1"), keys.timeline_key(ns, "a:v-9")) == 0
+
+
+@pytest.mark.parametrize("minutes", [
+    list(range(40)),                   # in order, past the cap
+    list(range(40, 0, -1)),            # newest first: older lines fall outside the cap
+    [7, 3, 30, 1, 31, 2, 32, 0, 33, 20, 34, 21, 35, 22, 36, 8, 37, 9, 38, 10],
+])
+def test_full_timeline_keeps_the_latest_lines_in_order(store, minutes):
+    deltas = [event_delta(event(f"e{m}", "web.visit", m), CATALOG, "c:c-1") for m in minutes]
+    for delta in deltas:  # one script call each: every insert meets a full timeline
+        store.apply([delta])
+    expected = fold_all(deltas, timeline_capacity=10)["c:c-1"].timeline
+    assert store.read("c:c-1").timeline == expected and len(expected) == 10

@@ -1,5 +1,5 @@
 -- Apply one event or decision delta to one subject, atomically with its dedupe check.
--- KEYS: profile, timeline, tombstone, alias
+-- KEYS: profile, timeline list of earlier versions, tombstone, alias
 -- ARGV: dedupe id (8 bytes), packed delta state, timeline line ('' = none), timeline cap,
 --       dedupe cap, occurred epoch ms
 -- Returns {1} applied, {0} duplicate, {2} refused (erased), {3, customer} merged into customer.
@@ -14,8 +14,10 @@ if ring_has(ring, ARGV[1]) then return {0} end
 local merged_into = redis.call('GET', KEYS[4])
 if merged_into then return {3, merged_into} end
 state.sn = nil
+local timeline = take_timeline(state, packed, KEYS[2])
 merge_state(state, cmsgpack.unpack(ARGV[2]))
+if ARGV[3] ~= '' then timeline = timeline_insert(timeline, ARGV[3], tonumber(ARGV[4])) end
+state.tl = timeline
 state.sn = ring_trim(ring .. ARGV[1], tonumber(ARGV[5]))
 redis.call('SET', KEYS[1], cmsgpack.pack(state))
-if ARGV[3] ~= '' then timeline_insert(KEYS[2], ARGV[3], tonumber(ARGV[4])) end
 return {1}

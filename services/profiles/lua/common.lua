@@ -107,22 +107,60 @@ local function merge_state(a, b)
   end
 end
 
-local function timeline_insert(key, line, cap)
-  local last = redis.call('LINDEX', key, -1)
-  if (not last) or (not line_less(line, last)) then
-    redis.call('RPUSH', key, line)
-  else
-    local first = redis.call('LINDEX', key, 0)
-    if redis.call('LLEN', key) >= cap and not line_less(first, line) then return end
-    local items = redis.call('LRANGE', key, 0, -1)
-    for i = 1, #items do
-      if line_less(line, items[i]) then
-        redis.call('LINSERT', key, 'BEFORE', items[i], line)
-        break
-      end
-    end
+-- The timeline is one string in the profile value (field `tl`): lines in time order, joined
+-- by newlines (a line never holds one: its extras are JSON). Earlier versions kept a list.
+local NEWLINE = 10
+
+local function timeline_lines(text)
+  local lines = {}
+  for line in string.gmatch(text, '[^\n]+') do lines[#lines + 1] = line end
+  return lines
+end
+
+-- The stored timeline, moving a list written by an earlier version into the string.
+local function take_timeline(state, existed, list_key)
+  local text = state.tl
+  state.tl = nil
+  if text == nil and existed then
+    local lines = redis.call('LRANGE', list_key, 0, -1)
+    if #lines > 0 then redis.call('DEL', list_key) end
+    text = table.concat(lines, '\n')
   end
-  redis.call('LTRIM', key, -cap, -1)
+  return text or ''
+end
+
+-- Keeps the latest `cap` lines. Lines are at least 12 bytes (8-digit time, '|', touchpoint),
+-- so a short text needs no count.
+local function timeline_trim(text, cap)
+  if #text < cap * 13 then return text end
+  local _, breaks = string.gsub(text, '\n', '\n')
+  local start = 1
+  for _ = 1, breaks + 1 - cap do start = string.find(text, '\n', start, true) + 1 end
+  if start == 1 then return text end
+  return string.sub(text, start)
+end
+
+local function timeline_insert(text, line, cap)
+  if text == '' then return line end
+  local last_start = 1
+  for i = #text, 1, -1 do
+    if string.byte(text, i) == NEWLINE then last_start = i + 1; break end
+  end
+  if not line_less(line, string.sub(text, last_start)) then
+    return timeline_trim(text .. '\n' .. line, cap)
+  end
+  local lines = timeline_lines(text)
+  if #lines >= cap and not line_less(lines[1], line) then return text end
+  for i = 1, #lines do
+    if line_less(line, lines[i]) then table.insert(lines, i, line); break end
+  end
+  return timeline_trim(table.concat(lines, '\n'), cap)
+end
+
+-- Lines of both timelines in time order, the latest `cap` of them.
+local function timeline_merge(lines, cap)
+  table.sort(lines, line_less)
+  return table.concat(lines, '\n', math.max(1, #lines - cap + 1), #lines)
 end
 
 local function refused_by_tombstone(key, occurred_ms)
