@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from services.bench import dataset
 from services.streaming.publisher import kafka_client_options
-from shared.redis_keys import customer_subject, profile_key, profile_pattern, timeline_key
+from shared.redis_keys import profile_pattern
 from shared.settings import Settings
 from shared.stream import Record
 from shared.touchpoints import load_catalog
@@ -218,28 +218,50 @@ def used_memory(redis_url: str) -> int:
         client.close()
 
 
-def sampled_profile_bytes(settings: Settings, customer_ids: list[str],
-                          sample: int = 500) -> dict[str, float]:
-    """MEMORY USAGE of the profile and timeline keys of a sample of customers (mean bytes)."""
+# Key families of the memory breakdown, by the end of the key name after the namespace.
+MEMORY_FAMILIES = (
+    ("customer profiles", lambda k: k.startswith(":{c:") and k.endswith("}:p")),
+    ("visitor profiles", lambda k: k.startswith(":{a:") and k.endswith("}:p")),
+    ("aliases", lambda k: k.endswith("}:alias")),
+    ("timeline lists of earlier versions", lambda k: k.endswith("}:t")),
+    ("analytics per-person state", lambda k: k.startswith(":an:c:")),
+    ("analytics open-journey index", lambda k: k == ":an:open"),
+    ("analytics aggregates", lambda k: k.startswith(":an:d:")),
+)
+
+
+def memory_by_family(settings: Settings, people: int) -> dict[str, dict[str, float]]:
+    """MEMORY USAGE of every key of the namespace, summed by key family: keys and bytes per
+    customer. Redis's own bookkeeping of each key (its entry in the key table, an expiry)
+    is not in these figures, so they add up to less than the used-memory delta."""
     client = redis.Redis.from_url(settings.redis_url)
-    step = max(1, len(customer_ids) // sample)
-    chosen = customer_ids[::step][:sample]
-    totals = {"profile": 0, "timeline": 0}
+    namespace = settings.redis_namespace
+    totals: dict[str, list[int]] = {}
     try:
-        pipe = client.pipeline(transaction=False)
-        for customer_id in chosen:
-            subject = customer_subject(customer_id)
-            pipe.memory_usage(profile_key(settings.redis_namespace, subject), samples=0)
-            pipe.memory_usage(timeline_key(settings.redis_namespace, subject), samples=0)
-        answers = pipe.execute()
+        batch: list[bytes] = []
+
+        def measure() -> None:
+            pipe = client.pipeline(transaction=False)
+            for key in batch:
+                pipe.memory_usage(key, samples=0)
+            for key, size in zip(batch, pipe.execute(), strict=True):
+                rest = key.decode(errors="replace")[len(namespace):]
+                family = next((name for name, test in MEMORY_FAMILIES if test(rest)), "other")
+                entry = totals.setdefault(family, [0, 0])
+                entry[0] += 1
+                entry[1] += size or 0
+            batch.clear()
+
+        for key in client.scan_iter(match=f"{namespace}:*", count=2000):
+            batch.append(key)
+            if len(batch) >= 2000:
+                measure()
+        measure()
     finally:
         client.close()
-    totals["profile"] = sum(a or 0 for a in answers[0::2])
-    totals["timeline"] = sum(a or 0 for a in answers[1::2])
-    count = max(1, len(chosen))
-    return {"customers_sampled": len(chosen),
-            "profile_key_bytes": round(totals["profile"] / count, 1),
-            "timeline_key_bytes": round(totals["timeline"] / count, 1)}
+    people = max(1, people)
+    return {family: {"keys": count, "bytes_per_customer": round(size / people, 1)}
+            for family, (count, size) in sorted(totals.items(), key=lambda kv: -kv[1][1])}
 
 
 def reset_command_stats(redis_url: str) -> None:

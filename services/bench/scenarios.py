@@ -447,9 +447,10 @@ def memory_per_customer(ctx: Context, load: dict[str, Any]) -> Outcome:
     memory = load["memory"]
     per_customer = memory["bytes_per_customer"]
     customers = memory["divided_by"]
-    sample = load["memory"].get("per_key_sample") or {}
-    keys = (f"; profile + timeline keys alone {sample['profile_key_bytes']:,.0f} + "
-            f"{sample['timeline_key_bytes']:,.0f} bytes" if sample else "")
+    families = load["memory"].get("by_family") or {}
+    keys = ("; of which " + ", ".join(
+        f"{name} {entry['bytes_per_customer']:,.0f}" for name, entry in families.items()
+        if entry["bytes_per_customer"] >= 1) if families else "")
     return Outcome(
         "memory_per_customer", title,
         result=f"{per_customer:,.0f} bytes per customer ({customers:,} customers"

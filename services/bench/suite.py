@@ -118,8 +118,7 @@ def load_history(system: SystemUnderTest, plan: Plan, now: datetime, say) -> dic
                   else max(1, sum(subjects.values())))
         load["memory"] = {"used_memory_before": memory_before, "used_memory_after": memory_after,
                           "used_memory_delta": delta, "profiles": subjects,
-                          "per_key_sample": history_load.sampled_profile_bytes(
-                              settings, produced["identified_customers"]),
+                          "by_family": history_load.memory_by_family(settings, people),
                           "divided_by": people, "complete": bool(fold.get("drained")),
                           "bytes_per_customer": round(delta / people, 1)}
     return {**load, "identified": produced["identified_customers"]}
