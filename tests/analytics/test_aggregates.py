@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import msgpack
@@ -18,6 +19,7 @@ from services.profiles.analytics.schemas import Filters
 from services.profiles.analytics.store import (
     AggregateConfig,
     AnalyticsStore,
+    StateTouch,
     _script_text,
     read_customer_state,
 )
@@ -135,10 +137,17 @@ def test_a_customer_state_is_one_key_with_the_open_journey_in_arrival_order(stor
     state = read_customer_state(store.client, store.namespace, "c-1")
     at = int(T0.timestamp() * 1000)
     hour = 3_600_000
-    assert state.touches == [f"{at}|ads.click|ads|a|p", f"{at + 3 * hour}|zalo.message|zalo|b|p",
-                             f"{at + hour}|email.click|email|a|p"]
-    assert state.fields["coh"] == T0.date().isoformat() and state.fields["fch"] == "ads"
+    day = T0.date().isoformat()
+    assert state.touches == [
+        StateTouch(at, "ads.click", "ads", "pre_purchase", "prospect", day),
+        StateTouch(at + 3 * hour, "zalo.message", "zalo", "purchase", "prospect", day),
+        StateTouch(at + hour, "email.click", "email", "pre_purchase", "prospect", day),
+    ]
+    assert state.fields["fd"] == day and state.fields["fc"] == "ads"
+    assert state.fields["a"] == at + 3 * hour and state.fields["f"] == 0
     assert store.client.ttl(prefix + "st") > 0
+    stored = list(msgpack.Unpacker(io.BytesIO(store.client.get(prefix + "st")), raw=True))
+    assert stored[0] == 1 and stored[3][0] == f"{base36(at)}|ads.click|ads|a|p".encode()
 
 
 def test_state_kept_by_earlier_versions_moves_into_the_one_key(store):
@@ -155,7 +164,7 @@ def test_state_kept_by_earlier_versions_moves_into_the_one_key(store):
     assert store.record([before, purchase], [], now_s=1) == 1  # the first was seen before
     assert [store.client.exists(prefix + name) for name in ("s", "ids", "tx")] == [0, 0, 0]
     state = read_customer_state(store.client, store.namespace, "c-1")
-    assert state.fields["coh"] == "2027-01-10" and state.fields["stg"] == "1"
+    assert state.fields["fd"] == "2027-01-10" and state.fields["f"] == 1
     assert state.event_ids == [dedupe_id("e", e.event_id) for e in (before, purchase)]
     assert state.touches == []  # the purchase converted the journey
     stats = hashes(store, "tp", before.day)
@@ -163,16 +172,92 @@ def test_state_kept_by_earlier_versions_moves_into_the_one_key(store):
     assert float(stats["ads.click|ads|pre_purchase|prospect|ar"]) == 100.0
 
 
+def base36(n: int) -> str:
+    digits = ""
+    while True:
+        n, d = divmod(n, 36)
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"[d] + digits
+        if n == 0:
+            return digits
+
+
+def unpacked(store: AnalyticsStore) -> dict:
+    """The snapshot without the namespace, with each state as its msgpack objects."""
+    prefix = keys.prefix(store.namespace).encode()
+    return {key.removeprefix(prefix): list(msgpack.Unpacker(io.BytesIO(value), raw=True))
+            if key.endswith(b":st") else value for key, value in snapshot(store).items()}
+
+
+HISTORY = [("ads.click", 0), ("email.click", 1), ("web.purchase", 2), ("delivery.delivered", 30),
+           ("email.click", 40), ("zalo.message", 41), ("email.click", 42)]
+
+
+def earlier_layout_after_history() -> bytes:
+    """The state the version before the compact layout stored for c-1 after HISTORY."""
+    at = [int((T0 + timedelta(hours=hours)).timestamp() * 1000) for _, hours in HISTORY]
+    fields = {"coh": "2027-01-10", "fch": "ads", "stg": "2", "sat": str(at[3]), "p": "1",
+              "buy": "1", "lday": "2027-01-10", "ltp": "email.click|email", "at": str(at[6]),
+              "lphase": "pre_purchase", "dphase": "5", "ljourney_step": "research",
+              "djourney_step": "6"}
+    ring = b"".join(dedupe_id("e", f"c-1-{n}") for n in range(len(HISTORY)))
+    touches = [f"{at[3]}|delivery.delivered|delivery|c|f", f"{at[4]}|email.click|email|a|f",
+               f"{at[5]}|zalo.message|zalo|b|f", f"{at[6]}|email.click|email|a|f"]
+    return b"".join(msgpack.packb(part, use_bin_type=False) for part in (fields, ring, touches))
+
+
+@pytest.mark.parametrize("then", ["purchase", "loyalty", "quiet"])
+def test_a_state_of_the_earlier_layout_counts_the_same_and_is_saved_compact(
+        redis_client, test_id, then):
+    clean, earlier = (
+        AnalyticsStore(redis_client, f"t{test_id}{name}", AggregateConfig(conversion_window_days=7))
+        for name in ("clean", "earlier"))
+    history = [event("c-1", n, hours, tp, value=100.0 if tp == "web.purchase" else 0.0)
+               for n, (tp, hours) in enumerate(HISTORY)]
+    for store in (clean, earlier):
+        assert store.record(history, [], now_s=1) == len(history)
+    key = keys.customer_state_key(earlier.namespace, "c-1")
+    redis_client.set(key, earlier_layout_after_history(), ex=3600)
+    read = read_customer_state(redis_client, earlier.namespace, "c-1")
+    assert read.version == 0
+    assert read == replace(read_customer_state(redis_client, clean.namespace, "c-1"), version=0)
+
+    following = {"purchase": event("c-1", 7, 50, "web.purchase", value=80.0),
+                 "loyalty": event("c-1", 7, 50, "loyalty.redeem"),
+                 "quiet": event("c-9", 0, 24 * 20, "ads.click")}[then]  # closes c-1's journey
+    for store in (clean, earlier):
+        assert store.record([following], [], now_s=1) == 1
+        store.close_quiet_journeys()
+    assert unpacked(earlier) == unpacked(clean)
+    version, fields, _, touches = unpacked(earlier)[b":c:c-1:st"]
+    assert version == 1 and all(len(name) <= 2 for name in fields)
+    assert isinstance(fields[b"a"], int) and b"sl" not in fields  # its column is the last
+    assert all(len(touch.split(b"|")[0]) == 8 for touch in touches)
+
+
 @pytest.mark.parametrize("moment", [
     datetime(1970, 1, 1, tzinfo=UTC), datetime(2024, 2, 29, 23, 59, 59, 999_000, tzinfo=UTC),
     datetime(2024, 3, 1, tzinfo=UTC), datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC),
     datetime(2027, 1, 1, tzinfo=UTC), datetime(2100, 3, 1, 12, tzinfo=UTC),
+    datetime(1969, 12, 31, 23, 59, 59, tzinfo=UTC),
 ])
-def test_the_day_of_a_touch_is_its_utc_date(store, moment):
+def test_the_day_of_a_touch_is_its_utc_date_and_times_and_days_are_stored_exactly(store, moment):
+    script = _script_text("close_journeys").split("-- Closes journeys")[0] + """
+local at = tonumber(ARGV[2])
+local day = utc_day(at)
+return {day, base36(at), string.format('%.0f', unbase36(base36(at))), day_number(day),
+        day_text(day_number(day))}"""
+    at = int(moment.timestamp() * 1000)
+    day, text, back, number, day_again = store.client.eval(script, 0, store.prefix, at)
+    assert day.decode() == moment.date().isoformat() == day_again.decode()
+    assert text.decode() == (base36(at) if at >= 0 else "-" + base36(-at))
+    assert int(back) == at and number == (moment.date() - date(1970, 1, 1)).days
+
+
+def test_a_day_that_would_not_read_back_the_same_is_stored_as_text(store):
     script = _script_text("close_journeys").split("-- Closes journeys")[0]
-    day = store.client.eval(script + "\nreturn utc_day(tonumber(ARGV[2]))", 0, store.prefix,
-                            int(moment.timestamp() * 1000))
-    assert day.decode() == moment.date().isoformat()
+    for day in ("2027-02-30", "2027-13-01", "27-01-10", "2027-1-10", "day"):
+        assert store.client.eval(script + "\nreturn day_number(ARGV[2])", 0, store.prefix,
+                                 day) == day.encode()
 
 
 def test_ids_remembered_in_the_earlier_sorted_set_still_count_once(store):

@@ -20,9 +20,11 @@ lists every key. All keys live under `<namespace>:an`:
     :d:<cohort day>:funnel       hash  <first channel>|<stage>|n, |w<bucket>, |ws (wait seconds)
     :d:<day>:drop                hash  non-buyers by the touchpoint|channel of their last event
     :d:<day>:rec                 hash  <action>|<model version>|<t|h>|n, |r, |v, |v2
-    :c:<subject>:st              string per-customer state (TTL), msgpack: fields (stage, last
-                                 phase/step, cohort, purchases...), the last 512 event ids
-                                 (8 bytes each), the open journey's touches
+    :c:<subject>:st              string per-customer state (TTL), msgpack: layout version,
+                                 fields under 1-2 letter names (stage, last phase/step,
+                                 cohort, purchases...; `lua/common.lua` lists them), the last
+                                 512 event ids (8 bytes each), the open journey's touches;
+                                 the layout without a version is rewritten when next saved
     :c:<subject>:dec             zset  open decisions (TTL)
     :c:<subject>:s|ids|tx        the same state as kept by earlier versions (hash, string,
                                  list), moved into `st` when the customer is next seen

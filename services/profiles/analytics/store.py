@@ -173,13 +173,86 @@ class AnalyticsStore:
             raise StoreUnavailableError(f"analytics store: {exc}") from exc
 
 
+STATE_VERSION = 1  # of the layout of `:c:<subject>:st` (`lua/common.lua`)
+_MAX_DEPTH = 6  # Sankey columns
+_PHASES = {"a": "pre_purchase", "b": "purchase", "c": "post_purchase"}
+_SEGMENTS = {"p": "prospect", "f": "first_time_buyer", "r": "repeat_buyer"}
+_STEPS = {"n": "need_recognition", "r": "research", "d": "discovery", "c": "contact",
+          "p": "purchase", "s": "after_sales", "l": "loyalty"}
+_EARLIER_NAMES = {"p": "p", "at": "a", "stg": "f", "sat": "ft", "fch": "fc", "coh": "fd",
+                  "lphase": "pl", "dphase": "pd", "ljourney_step": "sl",
+                  "djourney_step": "sd", "lday": "ld", "ltp": "lt"}
+_NUMBERS = {"p", "a", "f", "ft", "pd", "sd"}
+
+
+@dataclass(frozen=True)
+class StateTouch:
+    at_ms: int
+    touchpoint: str
+    channel: str
+    phase: str
+    segment: str
+    day: str
+
+
 @dataclass(frozen=True)
 class CustomerState:
-    """One customer's analytics state as stored (`lua/common.lua`, `load_customer`)."""
+    """One customer's analytics state as the scripts read it (`lua/common.lua`,
+    `load_customer`): fields by their short names, days as 'YYYY-MM-DD', phases and steps by
+    name, whichever layout stored it."""
 
-    fields: dict[str, str]
+    fields: dict[str, int | str]
     event_ids: list[bytes]  # 8-byte dedupe ids, oldest first
-    touches: list[str]  # the open journey, in the order the touches came
+    touches: list[StateTouch]  # the open journey, in the order the touches came
+    version: int  # of the stored layout; 0: long names, string values, base-10 touch times
+
+
+def _day(days: int) -> str:
+    return (date(1970, 1, 1) + timedelta(days=days)).isoformat()
+
+
+def _forget_unread(fields: dict) -> dict:
+    """Drops what no script reads any more, as `forget_unread` in `lua/common.lua`."""
+    if fields.get("f") == 3:
+        for name in ("ft", "fc", "fd"):
+            fields.pop(name, None)
+    if fields.get("b") == 1:
+        fields.pop("ld", None)
+        fields.pop("lt", None)
+    for last, depth in (("pl", "pd"), ("sl", "sd")):
+        if fields.get(depth, -1) >= _MAX_DEPTH:
+            fields.pop(last, None)
+            fields[depth] = _MAX_DEPTH
+    return fields
+
+
+def _upgraded_fields(earlier: dict[str, str]) -> dict:
+    """Fields of the layout before versions (long names, every value a string)."""
+    fields: dict = {}
+    for name, value in earlier.items():
+        if (short := _EARLIER_NAMES.get(name)) is not None:
+            fields[short] = int(value) if short in _NUMBERS else value
+    if earlier.get("buy") == "1":
+        fields["b"] = 1
+    return _forget_unread(fields)
+
+
+def _script_fields(stored: dict[str, int | str]) -> dict:
+    fields = dict(stored)
+    for name, names in (("pl", _PHASES), ("sl", _STEPS)):
+        if name in fields:
+            fields[name] = names.get(fields[name], fields[name])
+    for name in ("fd", "ld"):
+        if isinstance(fields.get(name), int):
+            fields[name] = _day(fields[name])
+    return fields
+
+
+def _touch(entry: str, base: int) -> StateTouch:
+    f = [part for part in entry.split("|") if part]
+    at = int(f[0], base)
+    return StateTouch(at, f[1], f[2], _PHASES.get(f[3], f[3]), _SEGMENTS.get(f[4], f[4]),
+                      f[5] if len(f) > 5 else _day(at // DAY_MS))
 
 
 def read_customer_state(client: redis.Redis, namespace: str, subject: str) -> CustomerState | None:
@@ -188,12 +261,16 @@ def read_customer_state(client: redis.Redis, namespace: str, subject: str) -> Cu
         return None
     unpacker = msgpack.Unpacker(raw=True)
     unpacker.feed(packed)
-    fields, ring, touches = [*unpacker, {}, b"", []][:3]
-    fields = fields if isinstance(fields, dict) else {}  # an empty table packs as an array
+    parts = list(unpacker)
+    version = parts.pop(0) if parts and parts[0] == STATE_VERSION else 0
+    raw, ring, touches = [*parts, {}, b"", []][:3]
+    raw = raw if isinstance(raw, dict) else {}  # an empty table packs as an array
+    stored = {k.decode(): v.decode() if isinstance(v, bytes) else v for k, v in raw.items()}
     return CustomerState(
-        fields={k.decode(): v.decode() for k, v in fields.items()},
+        fields=_script_fields(stored) if version else _upgraded_fields(stored),
         event_ids=[ring[i : i + 8] for i in range(0, len(ring), 8)],
-        touches=[t.decode() for t in touches],
+        touches=[_touch(t.decode(), 36 if version else 10) for t in touches],
+        version=version,
     )
 
 

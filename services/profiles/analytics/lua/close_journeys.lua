@@ -8,7 +8,7 @@ for _, subject in ipairs(quiet) do
   if c.empty then  -- the state expired: nothing left to count
     redis.call('ZREM', P .. ':open', subject)
   else
-    close_journey(subject, c, segment_of(tonumber(c.s.p or '0')))
+    close_journey(subject, c, segment_of(c.s.p or 0))
     save_customer(subject, c, ttl)
   end
 end

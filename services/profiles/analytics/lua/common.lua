@@ -61,18 +61,6 @@ local function split(text, sep)
   return out
 end
 
--- A customer's state is one msgpack string at `:c:<subject>:st`: {fields, dedupe ring,
--- touches of the open journey in the order they came}. A touch is "<at ms>|touchpoint|
--- channel|phase|segment", phase and segment as one-letter codes where they have one.
-local PHASE_CODES = {pre_purchase = 'a', purchase = 'b', post_purchase = 'c'}
-local SEGMENT_CODES = {prospect = 'p', first_time_buyer = 'f', repeat_buyer = 'r'}
-local function decoder(codes)
-  local back = {}
-  for name, code in pairs(codes) do back[code] = name end
-  return back
-end
-local PHASE_NAMES, SEGMENT_NAMES = decoder(PHASE_CODES), decoder(SEGMENT_CODES)
-
 -- 'YYYY-MM-DD' (UTC) of a time in ms: the inverse of epoch_days (H. Hinnant's algorithm).
 local function utc_day(at)
   local z = math.floor(at / 86400000) + 719468
@@ -88,16 +76,142 @@ local function utc_day(at)
   return string.format('%04d-%02d-%02d', y, m, d)
 end
 
-local function touch_entry(at, tp, ch, ph, seg)
-  return table.concat({at, tp, ch, PHASE_CODES[ph] or ph, SEGMENT_CODES[seg] or seg}, '|')
+-- Days since 1970-01-01 of a 'YYYY-MM-DD' date (proleptic Gregorian, H. Hinnant's algorithm).
+local function epoch_days(day)
+  local y, m, d = tonumber(day:sub(1, 4)), tonumber(day:sub(6, 7)), tonumber(day:sub(9, 10))
+  if m <= 2 then y = y - 1 end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local doy = math.floor((153 * ((m + 9) % 12) + 2) / 5) + d - 1
+  return era * 146097 + yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy - 719468
 end
 
--- Entries of the list kept by earlier versions have a sixth field, the day.
-local function parse_touch(entry)
+-- A customer's state is one msgpack string at `:c:<subject>:st`: STATE_VERSION, the fields,
+-- the dedupe ring and the touches of the open journey in the order they came. Fields (each
+-- absent until set; times in ms):
+--   p       purchases                   a       time of the latest event in time order
+--   f, ft   funnel stage, time reached  fc, fd  first channel, cohort (day of the first event)
+--   pl, pd  last phase, its Sankey column (0..MAX_DEPTH); sl, sd the same for the journey step
+--   b       1 once a purchase came in time order
+--   ld, lt  day and touchpoint|channel of a non-buyer's latest event (drop-out)
+-- Fields no script reads any more are not stored: ft, fc and fd at the last stage, ld and lt
+-- once bought, the last phase (step) once its column is MAX_DEPTH. Stored, days are days since
+-- 1970-01-01 and phases and steps one-letter codes; scripts see 'YYYY-MM-DD' and the names.
+-- A touch is "<at ms in base 36>|touchpoint|channel|phase|segment", phase and segment as codes.
+local STATE_VERSION = 1
+local DAY_MS = 86400000
+local PHASE_CODES = {pre_purchase = 'a', purchase = 'b', post_purchase = 'c'}
+local SEGMENT_CODES = {prospect = 'p', first_time_buyer = 'f', repeat_buyer = 'r'}
+local STEP_CODES = {need_recognition = 'n', research = 'r', discovery = 'd', contact = 'c',
+                    purchase = 'p', after_sales = 's', loyalty = 'l'}
+local function decoder(codes)
+  local back = {}
+  for name, code in pairs(codes) do back[code] = name end
+  return back
+end
+local PHASE_NAMES, SEGMENT_NAMES = decoder(PHASE_CODES), decoder(SEGMENT_CODES)
+local STEP_NAMES = decoder(STEP_CODES)
+
+-- A day as a number where that gives the same text back.
+local function day_number(day)
+  if type(day) == 'string' and day:match('^%d%d%d%d%-%d%d%-%d%d$') then
+    local n = epoch_days(day)
+    if utc_day(n * DAY_MS) == day then return n end
+  end
+  return day
+end
+local function day_text(n)
+  if type(n) == 'number' then return utc_day(n * DAY_MS) end
+  return n
+end
+local function coder(codes, names)
+  return {function(name) return codes[name] or name end,
+          function(code) return names[code] or code end}
+end
+-- Fields stored in another form than scripts use: {to stored, from stored}.
+local STORED_AS = {pl = coder(PHASE_CODES, PHASE_NAMES), sl = coder(STEP_CODES, STEP_NAMES),
+                   fd = {day_number, day_text}, ld = {day_number, day_text}}
+
+local function forget_unread(s)
+  if s.f == 3 then s.ft, s.fc, s.fd = nil, nil, nil end
+  if s.b == 1 then s.ld, s.lt = nil, nil end
+  if s.pd and s.pd >= MAX_DEPTH then s.pl, s.pd = nil, MAX_DEPTH end
+  if s.sd and s.sd >= MAX_DEPTH then s.sl, s.sd = nil, MAX_DEPTH end
+  return s
+end
+
+local function stored_fields(s)
+  local out = {}
+  for name, value in pairs(s) do
+    local form = STORED_AS[name]
+    out[name] = form and form[1](value) or value
+  end
+  return forget_unread(out)
+end
+
+local function script_fields(stored)
+  for name, form in pairs(STORED_AS) do
+    if stored[name] ~= nil then stored[name] = form[2](stored[name]) end
+  end
+  return stored
+end
+
+-- Earlier versions kept the fields under long names, every value a string.
+local EARLIER_NAMES = {p = 'p', at = 'a', stg = 'f', sat = 'ft', fch = 'fc', coh = 'fd',
+                       lphase = 'pl', dphase = 'pd', ljourney_step = 'sl', djourney_step = 'sd',
+                       lday = 'ld', ltp = 'lt'}
+local NUMBERS = {p = true, a = true, f = true, ft = true, pd = true, sd = true}
+
+local function upgrade_fields(earlier)
+  local s = {}
+  for name, value in pairs(earlier) do
+    local short = EARLIER_NAMES[name]
+    if short then s[short] = NUMBERS[short] and tonumber(value) or value end
+  end
+  if earlier.buy == '1' then s.b = 1 end
+  return forget_unread(s)
+end
+
+local DIGITS = '0123456789abcdefghijklmnopqrstuvwxyz'
+-- A whole number in base 36 (a time in ms has 8 digits until 2059).
+local function base36(n)
+  if n < 0 then return '-' .. base36(-n) end
+  local out = {}
+  repeat
+    local d = n % 36
+    out[#out + 1] = DIGITS:sub(d + 1, d + 1)
+    n = (n - d) / 36
+  until n == 0
+  return string.reverse(table.concat(out))
+end
+
+local function unbase36(text)
+  if text:sub(1, 1) == '-' then return -tonumber(text:sub(2), 36) end
+  return tonumber(text, 36)
+end
+
+-- `day` is kept (a sixth field) only where it is not the UTC day of `at`.
+local function touch_entry(at, tp, ch, ph, seg, day)
+  local f = {base36(at), tp, ch, PHASE_CODES[ph] or ph, SEGMENT_CODES[seg] or seg}
+  if day and day ~= utc_day(at) then f[6] = day end
+  return table.concat(f, '|')
+end
+
+-- Earlier versions wrote the time in base 10 (`base`); the oldest always added the day.
+local function parse_touch(entry, base)
   local f = split(entry, '|')
-  local at = tonumber(f[1])
+  local at = base == 10 and tonumber(f[1]) or unbase36(f[1])
   return {at = at, tp = f[2], ch = f[3], ph = PHASE_NAMES[f[4]] or f[4],
           seg = SEGMENT_NAMES[f[5]] or f[5], day = f[6] or utc_day(at)}
+end
+
+local function upgrade_touches(entries)
+  local out = {}
+  for i, entry in ipairs(entries) do
+    local t = parse_touch(entry, 10)
+    out[i] = touch_entry(t.at, t.tp, t.ch, t.ph, t.seg, t.day)
+  end
+  return out
 end
 
 local function sorted_touches(entries)
@@ -111,11 +225,16 @@ local LEGACY_KEYS = {'s', 'ids', 'tx'}
 
 -- The state of one customer, from its key or, before that existed, from the hash, id ring
 -- and touch list of earlier versions (deleted when the state is saved). `empty`: none of them.
+-- A state of an earlier layout is read into the current one and so saved.
 local function load_customer(subject)
   local packed = redis.call('GET', customer_key(subject, 'st'))
   if packed then
-    local fields, ids, tx = cmsgpack.unpack(packed)
-    return {s = fields, ids = ids, tx = tx}
+    local parts = {cmsgpack.unpack(packed)}
+    if parts[1] == STATE_VERSION then
+      return {s = script_fields(parts[2]), ids = parts[3], tx = parts[4]}
+    end
+    -- Before the version: fields, ring, touches.
+    return {s = upgrade_fields(parts[1]), ids = parts[2], tx = upgrade_touches(parts[3])}
   end
   local c = {s = {}, ids = '', tx = {}}
   local legacy = {}
@@ -125,16 +244,17 @@ local function load_customer(subject)
     return c
   end
   c.legacy = true
-  local raw = redis.call('HGETALL', legacy[1])
-  for i = 1, #raw, 2 do c.s[raw[i]] = raw[i + 1] end
+  local raw, fields = redis.call('HGETALL', legacy[1]), {}
+  for i = 1, #raw, 2 do fields[raw[i]] = raw[i + 1] end
+  c.s = upgrade_fields(fields)
   c.ids = redis.call('GET', legacy[2]) or ''
-  c.tx = redis.call('LRANGE', legacy[3], 0, -1)
+  c.tx = upgrade_touches(redis.call('LRANGE', legacy[3], 0, -1))
   return c
 end
 
 local function save_customer(subject, c, ttl)
-  redis.call('SET', customer_key(subject, 'st'),
-             cmsgpack.pack(c.s, ring_trim(c.ids, SEEN_KEEP), c.tx), 'EX', ttl)
+  redis.call('SET', customer_key(subject, 'st'), cmsgpack.pack(
+    STATE_VERSION, stored_fields(c.s), ring_trim(c.ids, SEEN_KEEP), c.tx), 'EX', ttl)
   if c.legacy then
     for _, name in ipairs(LEGACY_KEYS) do redis.call('DEL', customer_key(subject, name)) end
     c.legacy = false
@@ -154,16 +274,6 @@ local function rule_weights(model, n)
     else w[i] = 0.2 / (n - 2) end
   end
   return w
-end
-
--- Days since 1970-01-01 of a 'YYYY-MM-DD' date (proleptic Gregorian, H. Hinnant's algorithm).
-local function epoch_days(day)
-  local y, m, d = tonumber(day:sub(1, 4)), tonumber(day:sub(6, 7)), tonumber(day:sub(9, 10))
-  if m <= 2 then y = y - 1 end
-  local era = math.floor(y / 400)
-  local yoe = y - era * 400
-  local doy = math.floor((153 * ((m + 9) % 12) + 2) / 5) + d - 1
-  return era * 146097 + yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy - 719468
 end
 
 -- The day, its week (Monday-based, numbered from the week of 1970-01-01) and its month: a

@@ -55,11 +55,11 @@ local function record(base)
   touched[subject] = true
 
   local s = c.s
-  local purchases = tonumber(s.p or '0')
+  local purchases = s.p or 0
   local segment = segment_of(purchases)
   local dim = tp .. '|' .. ch .. '|' .. ph .. '|' .. segment
   local stats = day_key(day, 'tp')
-  local in_order = at >= tonumber(s.at or '0')
+  local in_order = at >= (s.a or 0)
 
   -- Touchpoint effectiveness.
   add_int(stats, dim .. '|e', 1)
@@ -70,12 +70,13 @@ local function record(base)
   end
   if decision_id ~= '' and responds then respond(decision_id) end
 
-  -- Journey flows for the Sankey: a new column whenever the phase (or step) changes.
-  local function flow(facet, val)
-    local last, depth = s['l' .. facet], tonumber(s['d' .. facet] or '-1')
-    if last == val then return end
+  -- Journey flows for the Sankey: a new column whenever the phase (or step) changes. Columns
+  -- from MAX_DEPTH on are not counted, so the depth stops there.
+  local function flow(facet, val, last_field, depth_field)
+    local last, depth = s[last_field], s[depth_field] or -1
+    if depth >= MAX_DEPTH or last == val then return end
     depth = depth + 1
-    s['l' .. facet], s['d' .. facet] = val, tostring(depth)
+    s[last_field], s[depth_field] = val, depth
     if depth >= MAX_DEPTH then return end
     local key = day_key(day, segment .. ':flow')
     add_int(key, facet .. '|n|' .. depth .. ':' .. val, 1)
@@ -84,17 +85,17 @@ local function record(base)
     end
   end
   if in_order then
-    flow('phase', ph)
-    flow('journey_step', step)
+    flow('phase', ph, 'pl', 'pd')
+    flow('journey_step', step, 'sl', 'sd')
   end
 
   -- Funnel by cohort (day of the first event) and first channel.
   local function reach_stage(stage)
-    local fkey = day_key(s.coh, 'funnel')
-    local field = s.fch .. '|' .. stage
+    local fkey = day_key(s.fd, 'funnel')
+    local field = s.fc .. '|' .. stage
     add_int(fkey, field .. '|n', 1)
     if stage > 0 then
-      local wait = math.max(at - tonumber(s.sat), 0) / 1000
+      local wait = math.max(at - s.ft, 0) / 1000
       local bucket = #WAIT_BOUNDS
       for i, bound in ipairs(WAIT_BOUNDS) do
         if wait <= bound then bucket = i - 1; break end
@@ -102,15 +103,15 @@ local function record(base)
       add_int(fkey, field .. '|w' .. bucket, 1)
       add_float(fkey, field .. '|ws', wait)
     end
-    s.stg, s.sat = tostring(stage), tostring(at)
+    s.f, s.ft = stage, at
   end
   local entered_now = false
-  if not s.stg then
-    s.coh, s.fch = day, ch
+  if not s.f then
+    s.fd, s.fc = day, ch
     reach_stage(0)
     entered_now = true
   end
-  local stage = tonumber(s.stg)
+  local stage = s.f
   local purchases_after = purchases + (is_purchase and 1 or 0)
   if stage == 0 and is_purchase then
     reach_stage(1)
@@ -121,13 +122,13 @@ local function record(base)
   end
 
   -- Drop-out: every non-buyer is counted once, under the day and touchpoint of their last event.
-  if s.buy ~= '1' and in_order then
-    if s.lday then add_int(day_key(s.lday, 'drop'), s.ltp, -1) end
+  if s.b ~= 1 and in_order then
+    if s.ld then add_int(day_key(s.ld, 'drop'), s.lt, -1) end
     if is_purchase then
-      s.buy = '1'
+      s.b = 1
     else
-      s.lday, s.ltp = day, tp .. '|' .. ch
-      add_int(day_key(day, 'drop'), s.ltp, 1)
+      s.ld, s.lt = day, tp .. '|' .. ch
+      add_int(day_key(day, 'drop'), s.lt, 1)
     end
   end
 
@@ -171,14 +172,14 @@ local function record(base)
         add_float(rkey, head .. '|v2', after * after - before * before)
       end
     end
-    s.p = tostring(purchases_after)
+    s.p = purchases_after
   elseif is_touch then
     c.tx[#c.tx + 1] = touch_entry(at, tp, ch, ph, segment)
     if #c.tx > MAX_PATH then table.remove(c.tx, 1) end
     redis.call('ZADD', P .. ':open', 'GT', at, subject)
   end
 
-  if in_order then s.at = tostring(at) end
+  if in_order then s.a = at end
   if at > watermark then watermark = at end
   return 1
 end
