@@ -5,7 +5,7 @@ not care about order (sums, max, min, last-writer-wins by event time, decayed su
 common reference time, bounded top-k by time). An event becomes a *delta*: the state a profile
 would have if that event were its only one. Folding is `merge_state(state, delta)`, so
 
-    fold(fold(s, a), b) == fold(fold(s, b), a)     (up to float rounding of decayed sums)
+    fold(fold(s, a), b) == fold(fold(s, b), a)     (decayed sums: up to their 1/1024 rounding)
 
 which makes interleaving and late events harmless, and identity stitching is the same merge
 applied to the anonymous profile's state. Redelivery is handled by the dedupe ring kept next to
@@ -48,6 +48,7 @@ MAX_ALIASES = 200
 # Decayed counts use time constant = window length: a steady rate of r events/day then reads
 # r * window, like a window count. All events at 7/30/90 days; per phase, channel and signal
 # at 30 days only (memory: each is a float per customer).
+DECAY_QUANTUM = 1024
 DECAYED_SIGNALS = ("engagement", "purchase", "outreach", "conversion", "negative", "bad_experience")
 TIE_HEX = 8
 TIME_WIDTH = 8  # base-36 digits of epoch ms: fixed width, so lines sort as plain strings
@@ -102,6 +103,12 @@ def _merge_top_k(left: list, right: list, k: int) -> list:
     return merged[-k:]
 
 
+def quantize_decayed(value: float) -> float:
+    """Decayed sums are kept to 1/1024: such a value below 16,384 fits a 4-byte float, which
+    the stored msgpack then uses instead of 8 bytes."""
+    return math.floor(value * DECAY_QUANTUM + 0.5) / DECAY_QUANTUM
+
+
 def _decay_factor(elapsed_ms: float, horizon_days: str) -> float:
     return math.exp(-elapsed_ms / (float(horizon_days) * DAY_MS))
 
@@ -119,7 +126,7 @@ def _merge_decayed(a: State, b: State, out: State) -> None:
         fb = _decay_factor(ref - b["dr"], horizon)
         left, right = a["dc"].get(horizon, {}), b["dc"].get(horizon, {})
         merged[horizon] = {
-            name: left.get(name, 0) * fa + right.get(name, 0) * fb
+            name: quantize_decayed(left.get(name, 0) * fa + right.get(name, 0) * fb)
             for name in sorted(set(left) | set(right))
         }
     out["dr"], out["dc"] = ref, merged

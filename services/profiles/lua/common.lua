@@ -1,6 +1,7 @@
 -- Shared by every profile script: the merge of packed profile states. It mirrors
 -- services/profiles/fold.py `merge_state` field by field; a test runs both on the same streams.
 local DAY_MS = 86400000
+local DECAY_QUANTUM = 1024  -- decayed sums kept to 1/1024: a 4-byte float in msgpack
 local TOP_K = {bx = 10, oc = 30, ['do'] = 10}
 local MAX_ALIASES = 200
 
@@ -61,6 +62,9 @@ local function merge_decayed(a, b)
       local fb = 1
       if ref ~= b.dr then fb = math.exp(-(ref - b.dr) / tau) end
       for name, v in pairs(right) do left[name] = (left[name] or 0) + v * fb end
+    end
+    for name, v in pairs(left) do
+      left[name] = math.floor(v * DECAY_QUANTUM + 0.5) / DECAY_QUANTUM
     end
   end
   a.dr = ref
