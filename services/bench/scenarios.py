@@ -80,7 +80,7 @@ class Plan:
     fold_timeout_s: float = 300.0
     alone_customers: int = 10_000  # the one-process fold
     alone_runs: int = 3
-    dashboard_timeout_s: float = 180.0
+    dashboard_timeout_s: float = 300.0
 
     @classmethod
     def quick(cls) -> Plan:
