@@ -14,6 +14,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -266,7 +267,9 @@ def event_to_profile(ctx: Context) -> Outcome:
             if "customer_id" in e]
     rng = random.Random(5)
     known = ctx.loaded_customers or ["c-0000000"]
-    stamp = int(ctx.now.timestamp())
+    # New event ids and probe customers on every call: a repeated run must not meet its own
+    # earlier events as duplicates and its probes as profiles that already exist.
+    stamp = f"{int(time.time())}{uuid.uuid4().hex[:6]}"
 
     def batches(count: int, tag: str, probe_every: int) -> tuple[list[bytes], dict[int, str]]:
         bodies, probes = [], {}
