@@ -176,7 +176,7 @@ class AnalyticsStore:
 STATE_VERSION = 1  # of the layout of `:c:<subject>:st` (`lua/common.lua`)
 _MAX_DEPTH = 6  # Sankey columns
 _PHASES = {"a": "pre_purchase", "b": "purchase", "c": "post_purchase"}
-_SEGMENTS = {"p": "prospect", "f": "first_time_buyer", "r": "repeat_buyer"}
+_SEGMENTS = dict(zip("pfr", keys.SEGMENTS, strict=True))  # codes of `lua/common.lua`
 _STEPS = {"n": "need_recognition", "r": "research", "d": "discovery", "c": "contact",
           "p": "purchase", "s": "after_sales", "l": "loyalty"}
 _EARLIER_NAMES = {"p": "p", "at": "a", "stg": "f", "sat": "ft", "fch": "fc", "coh": "fd",
