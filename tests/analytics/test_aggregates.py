@@ -59,6 +59,11 @@ def hashes(store: AnalyticsStore, name: str, day: date | str) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in raw.items()}
 
 
+def attribution_sums(store: AnalyticsStore, segment: str, view: str,
+                     bucket: date | str) -> dict[str, float]:
+    return dict(store.attribution_sums([str(bucket)], [segment], view))
+
+
 def snapshot(store: AnalyticsStore) -> dict:
     out = {}
     for key in store.client.scan_iter(f"{keys.prefix(store.namespace)}:*"):
@@ -93,18 +98,19 @@ def test_a_touch_converts_when_a_purchase_follows_within_the_window(store):
     late = hashes(store, "purchases", "2027-01-19")
     assert late["prospect|t"] == "0"
     # c2's journey ended (non-converted) before the late purchase
-    quiet = hashes(store, "prospect:att:ch", "2027-01-10")
-    assert quiet["ch|jn"] == "1" and "ch|jc" not in quiet
-    assert quiet["ch|t|^>ads"] == "1" and quiet["ch|e|ads|n"] == "1"
-    converted = hashes(store, "prospect:att:ch", "2027-01-12")
-    assert converted["ch|t|^>ads"] == "1" and converted["ch|t|ads>email"] == "1"
-    assert converted["ch|e|email|c"] == "1" and converted["ch|s|ads,email|c"] == "1"
-    assert float(converted["ch|m|last_touch|email|r"]) == 300.0
-    assert float(converted["ch|m|linear|ads|c"]) == 0.5
+    quiet = attribution_sums(store, "prospect", "ch", "2027-01-10")
+    assert quiet["ch|jn"] == 1 and "ch|jc" not in quiet
+    assert quiet["ch|t|^>ads"] == 1 and quiet["ch|e|ads|n"] == 1
+    converted = attribution_sums(store, "prospect", "ch", "2027-01-12")
+    assert converted["ch|t|^>ads"] == 1 and converted["ch|t|ads>email"] == 1
+    assert converted["ch|e|email|c"] == 1 and converted["ch|s|ads,email|c"] == 1
+    assert converted["ch|m|last_touch|email|r"] == 300.0
+    assert converted["ch|m|linear|ads|c"] == 0.5
     # the same sums in the week and the month of the day (the Lua and Python weeks agree)
-    assert hashes(store, "prospect:att:ch", week_bucket(date(2027, 1, 12))) == converted
-    month = hashes(store, "prospect:att:ch", "2027-01")
-    assert month["ch|jn"] == "2" and month["ch|t|^>ads"] == "2"
+    week = attribution_sums(store, "prospect", "ch", week_bucket(date(2027, 1, 12)))
+    assert week == converted
+    month = attribution_sums(store, "prospect", "ch", "2027-01")
+    assert month["ch|jn"] == 2 and month["ch|t|^>ads"] == 2
 
 
 def test_redelivered_events_and_decisions_count_once(store):
@@ -413,12 +419,55 @@ def test_quiet_journeys_close_as_non_converted_once_the_window_passed(store):
     assert store.close_quiet_journeys() == 0  # the latest event is c1's own
     store.record([event("c9", 0, 24 * 9, "ads.click")], [], 1)  # time moves on
     assert store.close_quiet_journeys() == 1
-    closed = hashes(store, "prospect:att:ch", "2027-01-10")
-    assert closed["ch|jn"] == "1" and closed["ch|t|ads>email"] == "1"
-    assert closed["ch|s|ads,email|n"] == "1" and "ch|jc" not in closed
-    by_touchpoint = hashes(store, "prospect:att:tp", "2027-01-10")
-    assert by_touchpoint["tp|t|ads.click>email.click"] == "1"
-    assert by_touchpoint["tp|e|email.click|n"] == "1"
+    closed = attribution_sums(store, "prospect", "ch", "2027-01-10")
+    assert closed["ch|jn"] == 1 and closed["ch|t|ads>email"] == 1
+    assert closed["ch|s|ads,email|n"] == 1 and "ch|jc" not in closed
+    by_touchpoint = attribution_sums(store, "prospect", "tp", "2027-01-10")
+    assert by_touchpoint["tp|t|ads.click>email.click"] == 1
+    assert by_touchpoint["tp|e|email.click|n"] == 1
+
+
+def test_attribution_sums_are_small_hashes_with_coalitions_by_code(store):
+    events = []
+    touches = [tp for tp in FACETS if tp != "web.purchase"]
+    for n in range(1, 61):  # 60 journeys, each over a different set of touchpoints
+        points = [tp for bit, tp in enumerate(touches) if n >> bit & 1]
+        events += [event(f"c{n}", i, i, tp) for i, tp in enumerate(points)]
+        events.append(event(f"c{n}", 99, 10, "web.purchase", value=float(n)))
+    store.record(events, [], now_s=1)
+    client, base = store.client, keys.day_key(store.namespace, "2027-01-10", "prospect:att:tp")
+    assert not client.exists(base)
+    shards = [f"{base}:{shard}" for shard in range(keys.ATTRIBUTION_SHARDS)]
+    assert sum(1 for name in shards if client.exists(name)) >= keys.ATTRIBUTION_SHARDS - 1
+    assert {client.object("encoding", name) for name in shards} <= {b"ziplist", b"listpack"}
+    stored_codes = client.hgetall(keys.names_key(store.namespace)).items()
+    codes = {name.decode(): code.decode() for name, code in stored_codes}
+    assert "ads.click" in codes and "ads" in codes and len(set(codes.values())) == len(codes)
+    fields = [f.decode() for name in shards for f in client.hkeys(name)]
+    coded = [f for f in fields if f.startswith("tp|k|")]
+    assert coded and not any("|s|" in f for f in fields)
+    assert all("." not in f for f in coded)  # codes, not touchpoint names
+    sums = attribution_sums(store, "prospect", "tp", "2027-01-10")
+    assert sums["tp|jn"] == 60 and sums["tp|jc"] == 60
+    assert sums["tp|s|ads.click|n"] == 1 and sums["tp|s|ads.click|r"] == 1.0
+    assert sums["tp|s|ads.click,email.click,zalo.message|r"] == 7.0
+
+
+def test_sums_written_by_earlier_versions_add_to_the_sharded_ones(store):
+    day = "2027-01-10"
+    legacy = keys.day_key(store.namespace, day, "prospect:att:ch")
+    store.client.hset(legacy, mapping={"ch|jn": 2, "ch|jc": 1, "ch|jr": 40,
+                                       "ch|s|ads,email|n": 2, "ch|s|ads,email|c": 1,
+                                       "ch|s|ads,email|r": 40, "ch|t|^>ads": 2})
+    store.record([event("c1", 0, 0, "ads.click"), event("c1", 1, 1, "email.click"),
+                  event("c1", 2, 2, "web.purchase", value=60.0)], [], now_s=1)
+    sums = attribution_sums(store, "prospect", "ch", day)
+    assert sums["ch|jn"] == 3 and sums["ch|t|^>ads"] == 3
+    assert sums["ch|s|ads,email|n"] == 3 and sums["ch|s|ads,email|c"] == 2
+    assert sums["ch|s|ads,email|r"] == 100.0
+    reader = AnalyticsReader(store, load_catalog(), TouchpointCosts(), ReaderConfig())
+    answer = reader.attribution(Filters(date_from=T0.date(), date_to=T0.date()), "channel")
+    assert answer.journeys == 3 and answer.converted_journeys == 2
 
 
 def test_attribution_answers_are_kept_for_the_cache_time_only(store):

@@ -8,14 +8,19 @@ lists every key. All keys live under `<namespace>:an`:
                                        r purchase revenue, rn/rs rating count/sum
     :d:<day>:u:<dim>             HLL   customers reached per touchpoint|channel|phase|segment
     :d:<day>:purchases           hash  per segment: n purchases, t touches in the window, r revenue
-    :d:<bucket>:<segment>:att:<v> hash attribution sums of journeys that ended in the bucket
+    :d:<bucket>:<segment>:att:<v>:<shard>
+                                 hash  attribution sums of journeys that ended in the bucket
                                        (a day, a week `w<n>` or a month `YYYY-MM`, all three
                                        kept so a range reads whole months and weeks), per
-                                       view v = ch (channel) or tp (touchpoint): v|jn, v|jc, v|jr
+                                       view v = ch (channel) or tp (touchpoint), spread over
+                                       8 shards by field: v|jn, v|jc, v|jr
                                        journeys, conversions, revenue; v|t|<from>><to>
                                        transitions (from ^ = start); v|e|<key>|c or n journeys
-                                       ending there; v|s|<sorted,keys>|n, c, r per coalition;
-                                       v|m|<model>|<key>|c, r credit of the rule-based models
+                                       ending there; v|k|<sorted,codes>|n, c, r per coalition
+                                       (codes from :names); v|m|<model>|<key>|c, r credit of
+                                       the rule-based models. Earlier versions wrote one
+                                       hash without :<shard>, coalitions as v|s|<sorted,keys>
+    :names                       hash  name -> short code (base 36, in order of first use)
     :d:<day>:<segment>:flow      hash  Sankey: <facet>|n|<depth>:<value>, <facet>|l|<from>><to>
     :d:<cohort day>:funnel       hash  <first channel>|<stage>|n, |w<bucket>, |ws (wait seconds)
     :d:<day>:drop                hash  non-buyers by the touchpoint|channel of their last event
@@ -97,9 +102,19 @@ def range_buckets(start: date, end: date) -> list[str]:
     return buckets
 
 
-def attribution_key(namespace: str, bucket: date | str, segment: str, view: str) -> str:
-    """`bucket` is a day, a week or a month (`range_buckets`); `view` is `ch` or `tp`."""
-    return day_key(namespace, bucket, f"{segment}:att:{view}")
+ATTRIBUTION_SHARDS = 8  # hashes per bucket, segment and view (`lua/common.lua`)
+
+
+def attribution_keys(namespace: str, bucket: date | str, segment: str, view: str) -> list[str]:
+    """The hashes of one bucket (a day, a week or a month, `range_buckets`), segment and view
+    (`ch` or `tp`): every shard, and the unsharded hash that earlier versions wrote."""
+    base = day_key(namespace, bucket, f"{segment}:att:{view}")
+    return [base] + [f"{base}:{shard}" for shard in range(ATTRIBUTION_SHARDS)]
+
+
+def names_key(namespace: str) -> str:
+    """Name -> short code of the names in coalition fields."""
+    return f"{prefix(namespace)}:names"
 
 
 def flow_key(namespace: str, day: date | str, segment: str) -> str:

@@ -181,10 +181,7 @@ class AnalyticsReader:
     def _attribution(self, filters: Filters, key: str) -> Attribution:
         view = "ch" if key == "channel" else "tp"
         buckets = keys.range_buckets(filters.date_from, filters.date_to)
-        sums = self.store.summed(
-            [keys.attribution_key(self.namespace, b, s, view) for b in buckets
-             for s in self._segments(filters)]
-        )
+        sums = self.store.attribution_sums(buckets, self._segments(filters), view)
         aggregates = journey_aggregates(sums, view)
         results = attribute_aggregates(aggregates)
         all_keys = sorted(

@@ -146,6 +146,30 @@ class AnalyticsStore:
                 totals[field] += float(value)
         return totals
 
+    def attribution_sums(
+        self, buckets: Sequence[str], segments: Sequence[str], view: str
+    ) -> dict[str, float]:
+        """The attribution sums of `view` over the buckets and segments, every shard and the
+        unsharded hash of earlier versions, with coalitions by name (`v|s|<names>|<metric>`)
+        whether they were written by name or by code."""
+        sums = self.summed(
+            name for bucket in buckets for segment in segments
+            for name in keys.attribution_keys(self.namespace, bucket, segment, view)
+        )
+        coded = [field for field in sums if field.startswith(f"{view}|k|")]
+        if not coded:
+            return sums
+        try:
+            names = {v.decode(): k.decode() for k, v in
+                     self.client.hgetall(keys.names_key(self.namespace)).items()}
+        except redis.RedisError as exc:
+            raise StoreUnavailableError(f"analytics store: {exc}") from exc
+        for field in coded:
+            members, metric = field[len(view) + 3:].rsplit("|", 1)
+            decoded = ",".join(sorted(names.get(code, code) for code in members.split(",")))
+            sums[f"{view}|s|{decoded}|{metric}"] += sums.pop(field)
+        return sums
+
     def per_day(self, key_names: Sequence[str]) -> list[dict[str, str]]:
         return self._hashes(key_names)
 

@@ -282,6 +282,32 @@ local function rollups(day)
   return {day, 'w' .. math.floor((epoch_days(day) + 3) / 7), day:sub(1, 7)}
 end
 
+-- Attribution sums of one bucket, segment and view are spread over ATT_SHARDS small hashes
+-- (`...:att:<view>:<shard>`): a small hash stays in Redis's compact encoding, several times
+-- smaller than one large hash of the same fields. The shard is a cheap function of the field.
+local ATT_SHARDS = 8
+local function att_shard(field)
+  local n = #field
+  return (n + 7 * field:byte(n - 2) + 3 * field:byte(math.floor(n / 2) + 1)
+          + field:byte(n - 3)) % ATT_SHARDS
+end
+
+-- Names in a coalition field are written as short codes, assigned in order of first use and
+-- kept in the `:names` hash (name -> code), so a field holds `3,a,1f` instead of the names.
+local NAME_CODES = {}
+local function name_code(name)
+  local code = NAME_CODES[name]
+  if code then return code end
+  local names = P .. ':names'
+  code = redis.call('HGET', names, name)
+  if not code then
+    code = base36(redis.call('HLEN', names))
+    redis.call('HSET', names, name, code)
+  end
+  NAME_CODES[name] = code
+  return code
+end
+
 -- One finished journey into the attribution aggregates of its day, week and month, for both
 -- views (channel, touchpoint): totals, Markov transitions and end states, the Shapley
 -- coalition (the set of keys touched) and, when it converted, the credit of every rule-based
@@ -306,8 +332,9 @@ local function count_journey(day, segment, touches, converted, revenue, half_lif
     for _, name in ipairs(names) do
       if not seen[name] then seen[name] = true; set[#set + 1] = name end
     end
+    for i, name in ipairs(set) do set[i] = name_code(name) end
     table.sort(set)
-    local coalition = v .. 's|' .. table.concat(set, ',')
+    local coalition = v .. 'k|' .. table.concat(set, ',')
     count(coalition .. '|n', 1)
     if converted then
       count(v .. 'jc', 1)
@@ -338,10 +365,15 @@ local function count_journey(day, segment, touches, converted, revenue, half_lif
         end
       end
     end
-    for _, bucket in ipairs(buckets) do
-      local key = day_key(bucket, segment .. ':att:' .. view)
-      for field, n in pairs(counts) do add_int(key, field, n) end
-      for field, x in pairs(amounts) do add_float(key, field, x) end
+    local base = {}
+    for i, bucket in ipairs(buckets) do base[i] = day_key(bucket, segment .. ':att:' .. view .. ':') end
+    for field, n in pairs(counts) do
+      local shard = att_shard(field)
+      for _, key in ipairs(base) do add_int(key .. shard, field, n) end
+    end
+    for field, x in pairs(amounts) do
+      local shard = att_shard(field)
+      for _, key in ipairs(base) do add_float(key .. shard, field, x) end
     end
   end
 end
