@@ -34,6 +34,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 
@@ -223,9 +224,29 @@ def _base36(value: int) -> str:
             return out
 
 
+# Extras that are numbers; every other extra is text.
+NUMBER_EXTRAS = frozenset({"v", "r", "nps"})
+_ESCAPES = (("%", "%25"), ("|", "%7C"), ("\n", "%0A"), ("\r", "%0D"))
+
+
+def _extra_text(name: str, value: Any) -> str:
+    text = str(value)
+    if name not in NUMBER_EXTRAS:
+        for char, escape in _ESCAPES:
+            text = text.replace(char, escape)
+    return f"{name}={text}"
+
+
+def _extra_value(name: str, text: str) -> Any:
+    if name in NUMBER_EXTRAS:
+        return int(text) if text.lstrip("-").isdigit() else float(text)
+    return unquote(text) if "%" in text else text
+
+
 def timeline_entry(event: TouchpointEvent, catalog: TouchpointCatalog,
                    ms: int | None = None) -> str:
-    """`<8 base-36 digits of epoch ms>|<touchpoint>[|<json extras>]`: sorts by time as a string.
+    """`<8 base-36 digits of epoch ms>|<touchpoint>[|<name>=<value>...]`: sorts by time as a
+    string. Text values escape `%`, `|` and line breaks as `%25`, `%7C`, `%0A`, `%0D`.
 
     Extras hold the context worth showing, and facets only when the event overrode them.
     """
@@ -248,16 +269,23 @@ def timeline_entry(event: TouchpointEvent, catalog: TouchpointCatalog,
             extras[short] = int(value) if isinstance(value, float) and value.is_integer() else value
     ms = epoch_ms(event.occurred_at) if ms is None else ms
     line = f"{encode_time(ms)}|{event.touchpoint}"
-    if extras:
-        line += "|" + orjson.dumps(extras, option=orjson.OPT_SORT_KEYS).decode()
+    for name in sorted(extras):
+        line += "|" + _extra_text(name, extras[name])
     return line
 
 
 def parse_timeline_entry(line: str) -> dict[str, Any]:
+    """Either form: extras as `|name=value` parts, or as one JSON object (earlier versions)."""
     ms, _, rest = line.partition("|")
     touchpoint, _, extras = rest.partition("|")
-    parsed = {"ms": decode_time(ms), "touchpoint": touchpoint}
-    return {**parsed, **orjson.loads(extras)} if extras else parsed
+    parsed: dict[str, Any] = {"ms": decode_time(ms), "touchpoint": touchpoint}
+    if extras.startswith("{"):
+        return {**parsed, **orjson.loads(extras)}
+    if extras:
+        for part in extras.split("|"):
+            name, _, text = part.partition("=")
+            parsed[name] = _extra_value(name, text)
+    return parsed
 
 
 def event_state(event: TouchpointEvent, catalog: TouchpointCatalog, dedupe: bytes,

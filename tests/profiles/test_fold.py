@@ -138,6 +138,23 @@ def test_timeline_entry_keeps_context_and_round_trips():
                                           "nd": "gift", "v": 99.5, "cu": "USD"}
 
 
+def test_timeline_extras_are_name_value_parts_with_separators_escaped():
+    line = one(event("a", "web.purchase", value=12.0, currency="VND",
+                     context={"campaign": "tet|50%", "need": "quà\ntặng"})).timeline_entry
+    assert line.endswith("|cp=tet%7C50%25|cu=VND|nd=quà%0Atặng|v=12")
+    assert "\n" not in line and line.count("|") == 5
+    assert parse_timeline_entry(line) == {"ms": MS, "touchpoint": "web.purchase",
+                                          "cp": "tet|50%", "nd": "quà\ntặng", "v": 12,
+                                          "cu": "VND"}
+
+
+def test_timeline_lines_of_earlier_versions_with_json_extras_still_read():
+    line = 'mz4wn6v0|web.purchase|{"cp":"tet|2027","r":4,"v":99.5}'
+    assert parse_timeline_entry(line) == {"ms": decode_time("mz4wn6v0"),
+                                          "touchpoint": "web.purchase",
+                                          "cp": "tet|2027", "r": 4, "v": 99.5}
+
+
 def test_time_encoding_sorts_as_text():
     times = [0, 35, 36, 1_800_000_000_000, 1_800_000_000_001, 2_800_000_000_000]
     encoded = [encode_time(t) for t in times]
