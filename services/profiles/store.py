@@ -19,7 +19,7 @@ import msgpack
 import redis
 from redis.commands.core import Script
 
-from services.profiles.fold import Delta, FoldedProfile, normalize_state
+from services.profiles.fold import DEDUPE_ID_BYTES, Delta, FoldedProfile, normalize_state
 from shared import redis_keys as keys
 from shared.errors import StoreUnavailableError
 
@@ -43,10 +43,12 @@ def unpack_stored(packed: bytes) -> tuple[dict[str, Any], list[bytes], list[str]
     was written by an earlier version, which kept the timeline in a list key)."""
     raw = msgpack.unpackb(packed, raw=False, unicode_errors="surrogateescape",
                           strict_map_key=False)
-    ring = raw.pop("sn", "")
+    ring, wide = raw.pop("si", ""), raw.pop("sn", None)  # sn: 8-byte ids, earlier versions
     text = raw.pop("tl", None)
+    ring = wide if wide is not None else ring
     ring_bytes = ring.encode("utf-8", "surrogateescape") if isinstance(ring, str) else ring
-    seen = [ring_bytes[i : i + 8] for i in range(0, len(ring_bytes), 8)]
+    step = 8 if wide is not None else DEDUPE_ID_BYTES
+    seen = [ring_bytes[i : i + DEDUPE_ID_BYTES] for i in range(0, len(ring_bytes), step)]
     timeline = None if text is None else [line for line in text.split("\n") if line]
     return normalize_state(raw), seen, timeline
 

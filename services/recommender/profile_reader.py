@@ -18,7 +18,7 @@ from shared import redis_keys as keys
 from shared.errors import StoreUnavailableError
 
 # The dedupe ring and the timeline stored next to the state are of no use to a decision.
-STORAGE_FIELDS = ("sn", "tl")
+STORAGE_FIELDS = ("si", "sn", "tl")
 
 
 def decode_profile(packed: bytes) -> dict[str, Any]:

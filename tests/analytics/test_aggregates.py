@@ -17,13 +17,14 @@ from services.profiles.analytics.keys import week_bucket
 from services.profiles.analytics.reader import AnalyticsReader, ReaderConfig
 from services.profiles.analytics.schemas import Filters
 from services.profiles.analytics.store import (
+    STATE_VERSION,
     AggregateConfig,
     AnalyticsStore,
     StateTouch,
     _script_text,
     read_customer_state,
 )
-from services.profiles.fold import dedupe_id
+from services.profiles.fold import dedupe_id, wide_dedupe_id
 from shared.touchpoints import load_catalog
 
 T0 = datetime(2027, 1, 10, 8, 0, tzinfo=UTC)
@@ -126,12 +127,32 @@ def test_the_same_event_twice_in_one_batch_counts_once(store):
     assert store.record([first, first, event("c-1", 2, 1, "ads.click")], [], now_s=1) == 2
 
 
-def test_the_dedupe_ring_keeps_the_latest_512_ids_of_8_bytes(store):
+def test_the_dedupe_ring_keeps_the_latest_512_ids_of_6_bytes(store):
     events = [event("c-1", n, n / 100, "email.click") for n in range(600)]
     assert store.record(events, [], now_s=1) == 600
     state = read_customer_state(store.client, store.namespace, "c-1")
     assert state.event_ids == [dedupe_id("e", e.event_id) for e in events[-512:]]
+    assert {len(event_id) for event_id in state.event_ids} == {6}
     assert store.record(events[-512:], [], now_s=1) == 0
+
+
+def test_a_state_with_8_byte_ids_counts_a_redelivery_once_and_is_saved_with_6(store):
+    history = [event("c-1", n, n, "email.click") for n in range(3)]
+    assert store.record(history, [], now_s=1) == 3
+    key = keys.customer_state_key(store.namespace, "c-1")
+    _, fields, _, touches = list(msgpack.Unpacker(io.BytesIO(store.client.get(key)), raw=True))
+    wide = b"".join(wide_dedupe_id("e", e.event_id) for e in history)
+    store.client.set(key, b"".join(msgpack.packb(part, use_bin_type=False)
+                                   for part in (1, fields, wide, touches)), ex=3600)
+    earlier = read_customer_state(store.client, store.namespace, "c-1")
+    assert earlier.version == 1
+    assert earlier.event_ids == [dedupe_id("e", e.event_id) for e in history]
+    assert store.record(history, [], now_s=1) == 0
+    following = event("c-1", 3, 3, "email.click")
+    assert store.record([following], [], now_s=1) == 1
+    version, _, ring, _ = list(msgpack.Unpacker(io.BytesIO(store.client.get(key)), raw=True))
+    assert version == STATE_VERSION
+    assert ring == b"".join(dedupe_id("e", e.event_id) for e in [*history, following])
 
 
 def test_a_customer_state_is_one_key_with_the_open_journey_in_arrival_order(store):
@@ -153,7 +174,8 @@ def test_a_customer_state_is_one_key_with_the_open_journey_in_arrival_order(stor
     assert state.fields["a"] == at + 3 * hour and state.fields["f"] == 0
     assert store.client.ttl(prefix + "st") > 0
     stored = list(msgpack.Unpacker(io.BytesIO(store.client.get(prefix + "st")), raw=True))
-    assert stored[0] == 1 and stored[3][0] == f"{base36(at)}|ads.click|ads|a|p".encode()
+    assert stored[0] == STATE_VERSION == 2
+    assert stored[3][0] == f"{base36(at)}|ads.click|ads|a|p".encode()
 
 
 def test_state_kept_by_earlier_versions_moves_into_the_one_key(store):
@@ -163,7 +185,7 @@ def test_state_kept_by_earlier_versions_moves_into_the_one_key(store):
     store.client.hset(prefix + "s", mapping={"coh": "2027-01-10", "fch": "ads", "stg": "0",
                                              "sat": before.at_ms, "at": before.at_ms,
                                              "seg": "prospect"})
-    store.client.set(prefix + "ids", dedupe_id("e", before.event_id))
+    store.client.set(prefix + "ids", wide_dedupe_id("e", before.event_id))
     store.client.rpush(prefix + "tx", f"{before.at_ms:013d}|ads.click|ads|pre_purchase|prospect|"
                                       f"{before.day}")
     purchase = event("c-1", 1, 2, "web.purchase", value=100.0)
@@ -205,7 +227,7 @@ def earlier_layout_after_history() -> bytes:
               "buy": "1", "lday": "2027-01-10", "ltp": "email.click|email", "at": str(at[6]),
               "lphase": "pre_purchase", "dphase": "5", "ljourney_step": "research",
               "djourney_step": "6"}
-    ring = b"".join(dedupe_id("e", f"c-1-{n}") for n in range(len(HISTORY)))
+    ring = b"".join(wide_dedupe_id("e", f"c-1-{n}") for n in range(len(HISTORY)))
     touches = [f"{at[3]}|delivery.delivered|delivery|c|f", f"{at[4]}|email.click|email|a|f",
                f"{at[5]}|zalo.message|zalo|b|f", f"{at[6]}|email.click|email|a|f"]
     return b"".join(msgpack.packb(part, use_bin_type=False) for part in (fields, ring, touches))
@@ -235,7 +257,7 @@ def test_a_state_of_the_earlier_layout_counts_the_same_and_is_saved_compact(
         store.close_quiet_journeys()
     assert unpacked(earlier) == unpacked(clean)
     version, fields, _, touches = unpacked(earlier)[b":c:c-1:st"]
-    assert version == 1 and all(len(name) <= 2 for name in fields)
+    assert version == STATE_VERSION and all(len(name) <= 2 for name in fields)
     assert isinstance(fields[b"a"], int) and b"sl" not in fields  # its column is the last
     assert all(len(touch.split(b"|")[0]) == 8 for touch in touches)
 

@@ -12,11 +12,13 @@ from hypothesis import strategies as st
 
 from services.profiles.fold import (
     FoldedProfile,
+    dedupe_id,
     epoch_ms,
     event_delta,
     fold,
     fold_all,
     merge_profiles,
+    wide_dedupe_id,
 )
 from services.profiles.store import Outcome, ProfileStore
 from shared import redis_keys as keys
@@ -192,13 +194,17 @@ def test_lua_dedupe_window_matches_the_pure_fold(redis_client, settings):
     assert len(store.read("c:c-1").seen) == 16
 
 
-def _as_earlier_version(redis_client, store, subject):
+def _as_earlier_version(redis_client, store, subject, event_ids=()):
     """Rewrites a subject's stored profile the way earlier versions kept it: the timeline
-    in a list key of its own, not in the profile value."""
+    in a list key of its own, not in the profile value, and the dedupe ring (of the events
+    `event_ids`, in order) with 8-byte ids under `sn`."""
     ns = store.namespace
     packed = redis_client.get(keys.profile_key(ns, subject))
     raw = msgpack.unpackb(packed, raw=True, strict_map_key=False)
     lines = [line for line in raw.pop(b"tl").split(b"\n") if line]
+    if event_ids:
+        assert raw.pop(b"si") == b"".join(dedupe_id("e", name) for name in event_ids)
+        raw[b"sn"] = b"".join(wide_dedupe_id("e", name) for name in event_ids)
     redis_client.set(keys.profile_key(ns, subject), msgpack.packb(raw, use_bin_type=False))
     if lines:
         redis_client.rpush(keys.timeline_key(ns, subject), *lines)
@@ -230,13 +236,30 @@ def test_link_merges_timelines_kept_by_either_version(store, redis_client):
     cust = [event_delta(event(f"c{m}", "web.login", m), CATALOG, "c:c-1") for m in (5, 25)]
     anon = [_anon(f"a{m}", "web.visit", m) for m in (0, 10, 30)]
     store.apply(cust + anon)
-    _as_earlier_version(redis_client, store, "a:v-9")
-    _as_earlier_version(redis_client, store, "c:c-1")
+    _as_earlier_version(redis_client, store, "a:v-9", ["a0", "a10", "a30"])
+    _as_earlier_version(redis_client, store, "c:c-1", ["c5", "c25"])
     assert store.link("v-9", "c-1", epoch_ms(T0)).merged
     expected = merge_profiles(fold_all(cust, 10)["c:c-1"], fold_all(anon, 10)["a:v-9"], "v-9", 10)
     assert_same_profile(store.read("c:c-1"), expected)
     ns = store.namespace
     assert redis_client.exists(keys.timeline_key(ns, "c:c-1"), keys.timeline_key(ns, "a:v-9")) == 0
+    raw = msgpack.unpackb(redis_client.get(keys.profile_key(ns, "c:c-1")), raw=True)
+    assert b"sn" not in raw and len(raw[b"si"]) == 6 * 5
+    assert store.apply(cust + anon) == [Outcome.DUPLICATE] * 5
+
+
+def test_a_ring_of_8_byte_ids_still_catches_redeliveries_and_is_kept_with_6(store, redis_client):
+    deltas = [event_delta(event(f"e{m}", "web.visit", m), CATALOG, "c:c-1") for m in range(3)]
+    store.apply(deltas)
+    _as_earlier_version(redis_client, store, "c:c-1", ["e0", "e1", "e2"])
+    assert store.apply(deltas) == [Outcome.DUPLICATE] * 3
+    following = event_delta(event("e9", "web.product_view", 9), CATALOG, "c:c-1")
+    assert store.apply([following]) == [Outcome.APPLIED]
+    raw = msgpack.unpackb(redis_client.get(keys.profile_key(store.namespace, "c:c-1")), raw=True)
+    assert b"sn" not in raw
+    assert raw[b"si"] == b"".join(delta.dedupe for delta in [*deltas, following])
+    assert {len(delta.dedupe) for delta in deltas} == {6}
+    assert_same_profile(store.read("c:c-1"), fold_all([*deltas, following], 10)["c:c-1"])
 
 
 @pytest.mark.parametrize("minutes", [

@@ -28,7 +28,7 @@ lists every key. All keys live under `<namespace>:an`:
     :c:<subject>:st              string per-customer state (TTL), msgpack: layout version,
                                  fields under 1-2 letter names (stage, last phase/step,
                                  cohort, purchases...; `lua/common.lua` lists them), the last
-                                 512 event ids (8 bytes each), the open journey's touches;
+                                 512 event ids (6 bytes each), the open journey's touches;
                                  the layout without a version is rewritten when next saved
     :c:<subject>:dec             zset  open decisions (TTL)
     :c:<subject>:s|ids|tx        the same state as kept by earlier versions (hash, string,

@@ -20,7 +20,7 @@ from redis.commands.core import Script
 
 from services.profiles.analytics import keys
 from services.profiles.analytics.facts import DecisionFacts, EventFacts
-from services.profiles.fold import dedupe_id
+from services.profiles.fold import DEDUPE_ID_BYTES, dedupe_id
 from shared.errors import StoreUnavailableError
 
 DAY_MS = 86_400_000
@@ -197,7 +197,7 @@ class AnalyticsStore:
             raise StoreUnavailableError(f"analytics store: {exc}") from exc
 
 
-STATE_VERSION = 1  # of the layout of `:c:<subject>:st` (`lua/common.lua`)
+STATE_VERSION = 2  # of the layout of `:c:<subject>:st` (`lua/common.lua`); 1 had 8-byte ids
 _MAX_DEPTH = 6  # Sankey columns
 _PHASES = {"a": "pre_purchase", "b": "purchase", "c": "post_purchase"}
 _SEGMENTS = dict(zip("pfr", keys.SEGMENTS, strict=True))  # codes of `lua/common.lua`
@@ -226,7 +226,7 @@ class CustomerState:
     name, whichever layout stored it."""
 
     fields: dict[str, int | str]
-    event_ids: list[bytes]  # 8-byte dedupe ids, oldest first
+    event_ids: list[bytes]  # dedupe ids as the scripts see them (6 bytes), oldest first
     touches: list[StateTouch]  # the open journey, in the order the touches came
     version: int  # of the stored layout; 0: long names, string values, base-10 touch times
 
@@ -286,13 +286,14 @@ def read_customer_state(client: redis.Redis, namespace: str, subject: str) -> Cu
     unpacker = msgpack.Unpacker(raw=True)
     unpacker.feed(packed)
     parts = list(unpacker)
-    version = parts.pop(0) if parts and parts[0] == STATE_VERSION else 0
+    version = parts.pop(0) if parts and parts[0] in (1, STATE_VERSION) else 0
     raw, ring, touches = [*parts, {}, b"", []][:3]
     raw = raw if isinstance(raw, dict) else {}  # an empty table packs as an array
+    step = DEDUPE_ID_BYTES if version == STATE_VERSION else 8
     stored = {k.decode(): v.decode() if isinstance(v, bytes) else v for k, v in raw.items()}
     return CustomerState(
         fields=_script_fields(stored) if version else _upgraded_fields(stored),
-        event_ids=[ring[i : i + 8] for i in range(0, len(ring), 8)],
+        event_ids=[ring[i : i + DEDUPE_ID_BYTES] for i in range(0, len(ring), step)],
         touches=[_touch(t.decode(), 36 if version else 10) for t in touches],
         version=version,
     )

@@ -10,16 +10,16 @@ for _, alias in ipairs(state.al or {}) do
   if alias == ARGV[1] then return 0 end
 end
 local other = ARGV[2] ~= '' and cmsgpack.unpack(ARGV[2]) or {}
-local ring = (state.sn or '') .. (other.sn or '')
+local ring = (state.si or ring_narrowed(state.sn)) .. (other.si or ring_narrowed(other.sn))
 local lines = timeline_lines(take_timeline(state, packed, KEYS[2]))
 for _, line in ipairs(timeline_lines(other.tl or '')) do lines[#lines + 1] = line end
 for i = 6, #ARGV do lines[#lines + 1] = ARGV[i] end
-state.sn = nil
-other.sn = nil
+state.si, state.sn = nil, nil
+other.si, other.sn = nil, nil
 other.tl = nil
 other.al = {ARGV[1]}
 merge_state(state, other)
 state.tl = timeline_merge(lines, tonumber(ARGV[3]))
-state.sn = ring_trim(ring, tonumber(ARGV[4]))
+state.si = ring_trim(ring, tonumber(ARGV[4]))
 redis.call('SET', KEYS[1], cmsgpack.pack(state))
 return 1

@@ -98,7 +98,7 @@ end
 -- once bought, the last phase (step) once its column is MAX_DEPTH. Stored, days are days since
 -- 1970-01-01 and phases and steps one-letter codes; scripts see 'YYYY-MM-DD' and the names.
 -- A touch is "<at ms in base 36>|touchpoint|channel|phase|segment", phase and segment as codes.
-local STATE_VERSION = 1
+local STATE_VERSION = 2  -- 1: the same with 8-byte ids in the ring
 local DAY_MS = 86400000
 local PHASE_CODES = {pre_purchase = 'a', purchase = 'b', post_purchase = 'c'}
 local SEGMENT_CODES = {prospect = 'p', first_time_buyer = 'f', repeat_buyer = 'r'}
@@ -233,8 +233,12 @@ local function load_customer(subject)
     if parts[1] == STATE_VERSION then
       return {s = script_fields(parts[2]), ids = parts[3], tx = parts[4]}
     end
+    if parts[1] == 1 then
+      return {s = script_fields(parts[2]), ids = ring_narrowed(parts[3]), tx = parts[4]}
+    end
     -- Before the version: fields, ring, touches.
-    return {s = upgrade_fields(parts[1]), ids = parts[2], tx = upgrade_touches(parts[3])}
+    return {s = upgrade_fields(parts[1]), ids = ring_narrowed(parts[2]),
+            tx = upgrade_touches(parts[3])}
   end
   local c = {s = {}, ids = '', tx = {}}
   local legacy = {}
@@ -247,7 +251,7 @@ local function load_customer(subject)
   local raw, fields = redis.call('HGETALL', legacy[1]), {}
   for i = 1, #raw, 2 do fields[raw[i]] = raw[i + 1] end
   c.s = upgrade_fields(fields)
-  c.ids = redis.call('GET', legacy[2]) or ''
+  c.ids = ring_narrowed(redis.call('GET', legacy[2]))
   c.tx = upgrade_touches(redis.call('LRANGE', legacy[3], 0, -1))
   return c
 end

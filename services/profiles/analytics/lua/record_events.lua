@@ -4,7 +4,7 @@
 -- ARGV: prefix, window ms, customer ttl s, half-life ms, processing time s, then per event
 --       EVENT_FIELDS values: event id, subject, at ms, day, touchpoint, channel, phase,
 --       journey step, purchase (0/1), value, rating ('' = none), decision id ('' = none),
---       responds (0/1), touch (0/1), dedupe id (8 bytes)
+--       responds (0/1), touch (0/1), dedupe id (6 bytes)
 -- Returns how many events were applied (the rest were duplicates).
 local EVENT_FIELDS = 15
 local window, ttl, half_life, now_s = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
