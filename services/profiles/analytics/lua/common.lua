@@ -370,7 +370,9 @@ local function count_journey(day, segment, touches, converted, revenue, half_lif
       end
     end
     local base = {}
-    for i, bucket in ipairs(buckets) do base[i] = day_key(bucket, segment .. ':att:' .. view .. ':') end
+    for i, bucket in ipairs(buckets) do
+      base[i] = day_key(bucket, segment .. ':att:' .. view .. ':')
+    end
     for field, n in pairs(counts) do
       local shard = att_shard(field)
       for _, key in ipairs(base) do add_int(key .. shard, field, n) end
