@@ -71,6 +71,7 @@ def from_epoch_ms(ms: float) -> datetime:
 
 
 DEDUPE_ID_BYTES = 6
+WIDE_DEDUPE_ID_BYTES = 8  # earlier versions
 
 
 def dedupe_id(kind: str, identifier: str) -> bytes:
@@ -83,7 +84,14 @@ def dedupe_id(kind: str, identifier: str) -> bytes:
 
 def wide_dedupe_id(kind: str, identifier: str) -> bytes:
     """The 8-byte id of earlier versions."""
-    return hashlib.blake2b(f"{kind}:{identifier}".encode(), digest_size=8).digest()
+    return hashlib.blake2b(f"{kind}:{identifier}".encode(),
+                           digest_size=WIDE_DEDUPE_ID_BYTES).digest()
+
+
+def ring_ids(ring: bytes, width: int = DEDUPE_ID_BYTES) -> list[bytes]:
+    """The ids of a stored dedupe ring, oldest first, as this version computes them: a ring of
+    earlier versions (`width` 8) gives the first 6 bytes of each id (`lua/ring.lua` alike)."""
+    return [ring[i : i + DEDUPE_ID_BYTES] for i in range(0, len(ring), width)]
 
 
 @dataclass(frozen=True)

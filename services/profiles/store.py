@@ -19,7 +19,13 @@ import msgpack
 import redis
 from redis.commands.core import Script
 
-from services.profiles.fold import DEDUPE_ID_BYTES, Delta, FoldedProfile, normalize_state
+from services.profiles.fold import (
+    WIDE_DEDUPE_ID_BYTES,
+    Delta,
+    FoldedProfile,
+    normalize_state,
+    ring_ids,
+)
 from shared import redis_keys as keys
 from shared.errors import StoreUnavailableError
 
@@ -45,10 +51,9 @@ def unpack_stored(packed: bytes) -> tuple[dict[str, Any], list[bytes], list[str]
                           strict_map_key=False)
     ring, wide = raw.pop("si", ""), raw.pop("sn", None)  # sn: 8-byte ids, earlier versions
     text = raw.pop("tl", None)
-    ring = wide if wide is not None else ring
-    ring_bytes = ring.encode("utf-8", "surrogateescape") if isinstance(ring, str) else ring
-    step = 8 if wide is not None else DEDUPE_ID_BYTES
-    seen = [ring_bytes[i : i + DEDUPE_ID_BYTES] for i in range(0, len(ring_bytes), step)]
+    stored = ring if wide is None else wide
+    ring_bytes = stored.encode("utf-8", "surrogateescape") if isinstance(stored, str) else stored
+    seen = ring_ids(ring_bytes) if wide is None else ring_ids(ring_bytes, WIDE_DEDUPE_ID_BYTES)
     timeline = None if text is None else [line for line in text.split("\n") if line]
     return normalize_state(raw), seen, timeline
 
