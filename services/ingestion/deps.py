@@ -32,5 +32,6 @@ class Runtime:
     registry: CollectorRegistry
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: a plain `def` dependency would cost a worker-thread hop on every request.
     return request.app.state.runtime

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import redis
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from services.profiles.store import ProfileStore
 from shared.errors import UnavailableError
@@ -37,15 +38,16 @@ class ProfileRuntime:
 GENERATION_CHECK_S = 5.0
 
 
-def get_runtime(request: Request) -> ProfileRuntime:
+async def get_runtime(request: Request) -> ProfileRuntime:
+    # async: a plain `def` dependency would cost a worker-thread hop on every request.
     return request.app.state.runtime
 
 
-def get_store(runtime: Annotated[ProfileRuntime, Depends(get_runtime)]) -> ProfileStore:
+async def get_store(runtime: Annotated[ProfileRuntime, Depends(get_runtime)]) -> ProfileStore:
     if runtime.store is None:
         raise UnavailableError("the profile store is starting up")
     if time.monotonic() - runtime.generation_checked_at > GENERATION_CHECK_S:
-        runtime.store.refresh_generation()
+        await run_in_threadpool(runtime.store.refresh_generation)  # Redis: off the event loop
         runtime.generation_checked_at = time.monotonic()
     return runtime.store
 

@@ -76,9 +76,13 @@ def presented_key(bearer: HTTPAuthorizationCredentials | None, header: str | Non
 
 
 def require_scope(scope: str):
-    """A dependency that returns the caller's key when it holds `scope` (or admin)."""
+    """A dependency that returns the caller's key when it holds `scope` (or admin).
 
-    def dependency(
+    It runs on the event loop: a plain `def` dependency would cost a worker-thread hop on every
+    request, and the check is a dictionary lookup and one HMAC (the key file is re-read only
+    when it changes)."""
+
+    async def dependency(
         request: Request,
         bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
         header: Annotated[str | None, Depends(key_header)],

@@ -9,16 +9,12 @@ from typing import Annotated
 
 import numpy as np
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.recommender.decision_log import DecisionSink
 from services.recommender.profile_reader import ProfileReader
 from services.recommender.serving import DecisionPipeline, ModelHolder
 from services.streaming.publisher import Publisher
-from services.web.auth import bearer_scheme, key_header, presented_key
-from shared.api_keys import ApiKey
-from shared.errors import AuthenticationError
 from shared.settings import Settings
 from shared.touchpoints import TouchpointCatalog
 
@@ -118,24 +114,3 @@ async def get_runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-
-
-def scope_required(scope: str):
-    """`services.web.auth.require_scope` on the event loop: the same keys, scopes and
-    errors, without a worker-thread hop per request (the key check is a dictionary lookup
-    and one HMAC; the key file is re-read only when it changes)."""
-
-    async def dependency(
-        request: Request,
-        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-        header: Annotated[str | None, Depends(key_header)],
-    ) -> ApiKey:
-        authenticator = getattr(request.app.state, "authenticator", None)
-        if authenticator is None:
-            raise AuthenticationError("authentication is not set up on this service")
-        key = authenticator.check(presented_key(bearer, header), scope)
-        request.state.api_key_id = key.id
-        return key
-
-    dependency.__name__ = f"require_{scope.replace(':', '_')}"
-    return dependency

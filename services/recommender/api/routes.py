@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response
 
-from services.recommender.api.deps import Runtime, RuntimeDep, scope_required
+from services.recommender.api.deps import Runtime, RuntimeDep
 from services.recommender.api.models import (
     FeedbackRequest,
     FeedbackResponse,
@@ -106,7 +106,7 @@ def response_body(decision: Decision) -> dict[str, Any]:
     summary="Next-best actions for a customer",
     response_model=RecommendationResponse,
     responses=ERRORS,
-    dependencies=[Depends(scope_required("recommendations:read"))],
+    dependencies=[Depends(require_scope("recommendations:read"))],
 )
 async def recommend(body: RecommendationRequest, request: Request, runtime: RuntimeDep) -> Response:
     """Loads the profile, applies the contact policy, scores the eligible actions with the
