@@ -55,6 +55,12 @@ class Settings(BaseSettings):
         5.0, gt=0, description="How long a request waits for broker acknowledgement before 503."
     )
     kafka_consumer_group: str = Field("touchpoint-profiles", description="Profile consumer group.")
+    kafka_consumer_commit_interval_ms: int = Field(
+        250, ge=0, le=60_000, description="How often at most the profile and analytics "
+        "consumers commit offsets while records keep coming (they commit at once when idle and "
+        "before leaving the group). A crash re-reads at most this much, counted once by the "
+        "dedupe; 0 commits after every batch."
+    )
     profile_consumer_batch_size: int = Field(
         500, ge=1, le=50_000, description="Records the profile consumer applies per batch."
     )
@@ -299,6 +305,10 @@ class Settings(BaseSettings):
     @property
     def bootstrap_servers(self) -> list[str]:
         return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
+
+    @property
+    def consumer_commit_interval_s(self) -> float:
+        return self.kafka_consumer_commit_interval_ms / 1000
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -59,7 +59,8 @@ def consumer_throughput(
         metrics = ProfileMetrics()
         processor = BatchProcessor(store, catalog, publisher, settings, metrics)
         consumer = ProfileConsumer(build_kafka_consumer(settings), processor, metrics,
-                                   [settings.topic_touchpoints], poll_timeout_ms=100)
+                                   [settings.topic_touchpoints], poll_timeout_ms=100,
+                                   commit_interval_s=settings.consumer_commit_interval_s)
         timing = {"first": 0.0, "last": 0.0, "records": 0, "cpu_first": 0.0, "cpu_last": 0.0}
         process = processor.process
         stop = threading.Event()

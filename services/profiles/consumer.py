@@ -4,8 +4,10 @@
          -> link identities -> commit last processed offset + 1 per partition
 
 Delivery is at least once: offsets are committed only after Redis (and the dead-letter topic)
-hold the batch. Anything redelivered (a crash before the commit, a commit refused during a
-rebalance) is recognised by the dedupe inside the Lua script and counts once.
+hold the batch, at most every `KAFKA_CONSUMER_COMMIT_INTERVAL_MS` while records keep coming
+(`services/streaming/commit_schedule.py`). Anything redelivered (a crash before the commit, a
+commit refused during a rebalance) is recognised by the dedupe inside the Lua script and
+counts once.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from kafka.structs import OffsetAndMetadata
 from services.profiles.decoding import DeadLetter, Decoded, Link, decode_decision, decode_touchpoint
 from services.profiles.metrics import ProfileMetrics
 from services.profiles.store import Outcome, ProfileStore
+from services.streaming.commit_schedule import CommitBeforeRevoke, CommitSchedule
 from services.streaming.publisher import (
     CONSUMER_CLOSE_TIMEOUT_MS,
     CONSUMER_COMMIT_TIMEOUT_MS,
@@ -239,6 +242,7 @@ class ProfileConsumer:
         topics: Sequence[str],
         poll_timeout_ms: int = 200,
         retry_backoff_s: float = 0.5,
+        commit_interval_s: float = 0.0,
     ):
         self.consumer = consumer
         self.processor = processor
@@ -248,9 +252,11 @@ class ProfileConsumer:
         self.retry_backoff_s = retry_backoff_s
         self.failure: BaseException | None = None
         self.batches = 0
+        self.schedule = CommitSchedule(commit_interval_s)
+        self._durable: dict[TopicPartition, OffsetAndMetadata] = {}
 
     def run(self, stop: threading.Event) -> None:
-        self.consumer.subscribe(self.topics)
+        self.consumer.subscribe(self.topics, listener=CommitBeforeRevoke(self.commit_durable))
         try:
             while not stop.is_set():
                 records = self._poll(stop)
@@ -258,16 +264,30 @@ class ProfileConsumer:
                     started = time.perf_counter()
                     if not self._process_until_durable(records, stop):
                         break
-                    self._commit(records)
+                    self._durable.update(offsets_to_commit(records))
+                    self.schedule.processed()
                     self.metrics.batch_seconds.observe(time.perf_counter() - started)
                     self.batches += 1
+                if self.schedule.due(bool(records)):
+                    self.commit_durable()
                 self._observe_lag()
+            self.commit_durable()
         except TooManyDeadLetters as exc:
             self.failure = exc
             log.error("profile consumer stopped: %s", exc)
             raise
         finally:
             self.consumer.close(autocommit=False, timeout_ms=CONSUMER_CLOSE_TIMEOUT_MS)
+
+    def commit_durable(self, partitions: Iterable[TopicPartition] | None = None) -> None:
+        """Commits the offsets of the batches Redis holds (of `partitions` only, if given)."""
+        if partitions is None:
+            offsets, self._durable = self._durable, {}
+            self.schedule.committed()
+        else:
+            offsets = {tp: self._durable.pop(tp) for tp in partitions if tp in self._durable}
+        if offsets:
+            self._commit(offsets)
 
     def _poll(self, stop: threading.Event) -> list[ConsumerRecord]:
         try:
@@ -294,10 +314,9 @@ class ProfileConsumer:
                 if stop.wait(self.retry_backoff_s):
                     return False
 
-    def _commit(self, records: Sequence[ConsumerRecord]) -> None:
+    def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         try:
-            self.consumer.commit(offsets_to_commit(records),
-                                 timeout_ms=CONSUMER_COMMIT_TIMEOUT_MS)
+            self.consumer.commit(offsets, timeout_ms=CONSUMER_COMMIT_TIMEOUT_MS)
         except CommitFailedError as exc:
             # The group rebalanced while we worked: the new owner gets these records again
             # and the dedupe makes that harmless.
@@ -332,4 +351,5 @@ def build_consumer(
     return ProfileConsumer(
         build_kafka_consumer(settings, stop=stop), processor, metrics,
         topics=[settings.topic_touchpoints, settings.topic_decisions],
+        commit_interval_s=settings.consumer_commit_interval_s,
     )

@@ -35,6 +35,6 @@ class ProfileMetrics:
                          ["topic", "partition"], registry=r,
                          multiprocess_mode="mostrecent")
         self.batch_seconds = Histogram(
-            "touchpoint_profile_batch_seconds", "Time from poll to commit for one batch.",
+            "touchpoint_profile_batch_seconds", "Time to apply one polled batch.",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=r)

@@ -40,7 +40,8 @@ class RunningConsumer:
         processor = BatchProcessor(store, CATALOG, self.publisher, settings, metrics)
         self.consumer = ProfileConsumer(
             build_kafka_consumer(settings), processor, metrics,
-            [settings.topic_touchpoints, settings.topic_decisions], poll_timeout_ms=100)
+            [settings.topic_touchpoints, settings.topic_decisions], poll_timeout_ms=100,
+            commit_interval_s=settings.consumer_commit_interval_s)
         self.stop = threading.Event()
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)

@@ -2,9 +2,10 @@
 
 A kafka-python consumer group of its own (`ANALYTICS_CONSUMER_GROUP`) reads the touchpoint
 and decision topics. Each poll becomes one pipelined batch of Lua calls; offsets are committed
-only after Redis has the batch, and every script dedupes on the event or decision id, so a
-redelivery after a crash never counts twice. When Redis fails, the consumer rewinds to the
-batch's first offsets and retries after a pause.
+only after Redis has the batch (at most every `KAFKA_CONSUMER_COMMIT_INTERVAL_MS`, at once when
+idle), and every script dedupes on the event or decision id, so a redelivery after a crash
+never counts twice. When Redis fails, the consumer rewinds to the batch's first offsets and
+retries after a pause.
 
 Records that cannot be decoded are skipped with a warning and counted: the profile consumer
 dead-letters the same records on its own group, so they are not lost.
@@ -31,6 +32,7 @@ from services.profiles.analytics.facts import (
     event_facts,
 )
 from services.profiles.analytics.store import AnalyticsStore
+from services.streaming.commit_schedule import CommitBeforeRevoke, CommitSchedule
 from services.streaming.publisher import (
     CONSUMER_CLOSE_TIMEOUT_MS,
     CONSUMER_COMMIT_TIMEOUT_MS,
@@ -61,6 +63,7 @@ class AnalyticsConsumer:
     def __init__(
         self, kafka: KafkaConsumer, store: AnalyticsStore, catalog: TouchpointCatalog,
         events_topic: str, decisions_topic: str, clock: Callable[[], float] = time.time,
+        commit_interval_s: float = 0.0,
     ):
         self.kafka = kafka
         self.store = store
@@ -71,6 +74,7 @@ class AnalyticsConsumer:
         self.applied = 0
         self.skipped = 0
         self._last_close = 0.0
+        self.schedule = CommitSchedule(commit_interval_s)
 
     def decode(self, records) -> tuple[list[EventFacts], list[DecisionFacts]]:
         events, decisions = [], []
@@ -121,7 +125,9 @@ class AnalyticsConsumer:
                     self.kafka.seek(partition, items[0].offset)
                 time.sleep(RETRY_PAUSE_S)
                 return 0
-            self.kafka.commit(timeout_ms=CONSUMER_COMMIT_TIMEOUT_MS)
+            self.schedule.processed()
+        if self.schedule.due(bool(records)):
+            self.commit_processed()
         if now - self._last_close >= CLOSE_JOURNEYS_EVERY_S:
             self._last_close = now
             try:
@@ -129,6 +135,12 @@ class AnalyticsConsumer:
             except StoreUnavailableError as exc:
                 log.warning("analytics could not close quiet journeys: %s", exc)
         return len(records)
+
+    def commit_processed(self) -> None:
+        """Commits the positions of the last poll: every record before them is applied."""
+        if self.schedule.pending:
+            self.kafka.commit(timeout_ms=CONSUMER_COMMIT_TIMEOUT_MS)
+            self.schedule.committed()
 
     def run(self, stop: threading.Event) -> None:
         try:
@@ -138,6 +150,7 @@ class AnalyticsConsumer:
                 except KafkaError as exc:
                     log.warning("analytics consumer: %s", exc)
                     stop.wait(RETRY_PAUSE_S)
+            self.commit_processed()
         finally:
             self.kafka.close(timeout_ms=CONSUMER_CLOSE_TIMEOUT_MS)
 
@@ -152,12 +165,16 @@ def build_consumer(settings: Settings, client: redis.Redis) -> AnalyticsConsumer
         session_timeout_ms=10_000,
         heartbeat_interval_ms=1_000,
     )
-    kafka.subscribe([settings.topic_touchpoints, settings.topic_decisions])
     store = AnalyticsStore(client, settings.redis_namespace, aggregate_config(settings))
-    return AnalyticsConsumer(
+    consumer = AnalyticsConsumer(
         kafka, store, load_catalog(settings.touchpoint_catalog_file),
         settings.topic_touchpoints, settings.topic_decisions,
+        commit_interval_s=settings.consumer_commit_interval_s,
     )
+    kafka.subscribe([settings.topic_touchpoints, settings.topic_decisions],
+                    listener=CommitBeforeRevoke(lambda _revoked: consumer.commit_processed()))
+    return consumer
+
 
 
 def start(
