@@ -32,15 +32,15 @@ def main() -> None:
     consumer = build_consumer(settings, store, load_catalog(settings.touchpoint_catalog_file),
                               dead_letters, ProfileMetrics())
     seen = {"records": 0, "partitions": set()}
-    process = consumer.processor.process
+    apply = consumer.processor.apply
 
-    def counting(records):
-        result = process(records)
-        seen["records"] += len(records)
-        seen["partitions"].update(r.partition for r in records)
+    def counting(batch):
+        result = apply(batch)
+        seen["records"] += len(batch.records)
+        seen["partitions"].update(r.partition for r in batch.records)
         return result
 
-    consumer.processor.process = counting
+    consumer.processor.apply = counting
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print("ready", flush=True)

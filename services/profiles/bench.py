@@ -62,20 +62,20 @@ def consumer_throughput(
                                    [settings.topic_touchpoints], poll_timeout_ms=100,
                                    commit_interval_s=settings.consumer_commit_interval_s)
         timing = {"first": 0.0, "last": 0.0, "records": 0, "cpu_first": 0.0, "cpu_last": 0.0}
-        process = processor.process
+        apply = processor.apply
         stop = threading.Event()
 
         def timed(batch):
             if not timing["first"]:
                 timing["first"], timing["cpu_first"] = time.perf_counter(), time.process_time()
-            result = process(batch)
-            timing["records"] += len(batch)
+            result = apply(batch)
+            timing["records"] += len(batch.records)
             timing["last"], timing["cpu_last"] = time.perf_counter(), time.process_time()
             if timing["records"] >= len(records):
                 stop.set()
             return result
 
-        processor.process = timed  # type: ignore[method-assign]
+        processor.apply = timed  # type: ignore[method-assign]
         thread = threading.Thread(target=consumer.run, args=(stop,), daemon=True)
         thread.start()
         thread.join(timeout_s)

@@ -3,6 +3,9 @@
     poll -> decode (pure) -> dead-letter (limit, then produce) -> apply (Lua, pipelined)
          -> link identities -> commit last processed offset + 1 per partition
 
+For a large batch, the steps from dead-letter to link run in a worker thread while the loop
+polls and decodes the next batch; one batch is in flight at a time.
+
 Delivery is at least once: offsets are committed only after Redis (and the dead-letter topic)
 hold the batch, at most every `KAFKA_CONSUMER_COMMIT_INTERVAL_MS` while records keep coming
 (`services/streaming/commit_schedule.py`). Anything redelivered (a crash before the commit, a
@@ -17,6 +20,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -43,6 +47,11 @@ from shared.touchpoints import TouchpointCatalog
 log = logging.getLogger(__name__)
 
 DEAD_LETTER_SOURCE = "profiles"
+# Batches of at least this many records are applied by a worker thread while the next one is
+# polled and decoded (127,745 events folded alone: 8,001 against 7,413 events/s, means of seven
+# alternating pairs). Smaller ones, a steady trickle of a dozen records per poll, are applied
+# inline: there the thread handoff cost about 7% more CPU per event than it saved.
+OVERLAPPED_BATCH = 100
 
 
 class TooManyDeadLetters(TouchpointError):
@@ -74,6 +83,12 @@ def offsets_to_commit(records: Iterable[ConsumerRecord]) -> dict[TopicPartition,
         tp = TopicPartition(record.topic, record.partition)
         last[tp] = max(last.get(tp, -1), record.offset)
     return {tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in last.items()}
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    records: Sequence[ConsumerRecord]
+    decoded: list[Decoded | DeadLetter]
 
 
 @dataclass
@@ -115,15 +130,25 @@ class BatchProcessor:
         return decode_touchpoint(record.value, record.key, self.catalog)
 
     def process(self, records: Sequence[ConsumerRecord]) -> BatchResult:
+        return self.apply(self.prepare(records))
+
+    def prepare(self, records: Sequence[ConsumerRecord]) -> PreparedBatch:
+        """Decodes the batch (pure); raises TooManyDeadLetters past the limit. Each batch is
+        prepared once and in order, so the count of dead letters in a row runs across them."""
         decoded = [self.decode(record) for record in records]
         limit = self.limit
         for item in decoded:
             limit = limit.after(isinstance(item, DeadLetter))
+        self.limit = limit
+        return PreparedBatch(records, decoded)
+
+    def apply(self, batch: PreparedBatch) -> BatchResult:
+        """Makes a prepared batch durable; may be called again for the same batch after an
+        UnavailableError (every step is idempotent)."""
         result = BatchResult()
-        self._dead_letter(records, decoded, result)
-        self._apply(records, decoded, result)
-        self._link(decoded, result)
-        self.limit = limit  # only once the batch is durable
+        self._dead_letter(batch.records, batch.decoded, result)
+        self._apply(batch.records, batch.decoded, result)
+        self._link(batch.decoded, result)
         return result
 
     def _dead_letter(self, records: Sequence[ConsumerRecord],
@@ -256,28 +281,56 @@ class ProfileConsumer:
         self._durable: dict[TopicPartition, OffsetAndMetadata] = {}
 
     def run(self, stop: threading.Event) -> None:
+        """Polls and decodes the next batch while a large one is applied in Redis by a worker
+        thread (waiting on Redis releases the interpreter): one batch in flight at a time,
+        made durable before its offsets may be committed."""
         self.consumer.subscribe(self.topics, listener=CommitBeforeRevoke(self.commit_durable))
+        applying = ThreadPoolExecutor(max_workers=1, thread_name_prefix="profile-apply")
+        in_flight: tuple[Sequence[ConsumerRecord], Future[bool]] | None = None
         try:
             while not stop.is_set():
                 records = self._poll(stop)
-                if records:
-                    started = time.perf_counter()
-                    if not self._process_until_durable(records, stop):
+                try:
+                    prepared = self.processor.prepare(records) if records else None
+                except TooManyDeadLetters:
+                    if in_flight is not None:
+                        self._settle(in_flight[0], in_flight[1].result())
+                    self.commit_durable()
+                    raise
+                if in_flight is not None:
+                    done, in_flight = in_flight, None
+                    if not self._settle(done[0], done[1].result()):
                         break
-                    self._durable.update(offsets_to_commit(records))
-                    self.schedule.processed()
-                    self.metrics.batch_seconds.observe(time.perf_counter() - started)
-                    self.batches += 1
+                if prepared is not None:
+                    started = time.perf_counter()
+                    if len(records) >= OVERLAPPED_BATCH:
+                        in_flight = (records, applying.submit(
+                            self._apply_until_durable, prepared, stop, started))
+                    elif not self._settle(records,
+                                          self._apply_until_durable(prepared, stop, started)):
+                        break
                 if self.schedule.due(bool(records)):
                     self.commit_durable()
                 self._observe_lag()
+            if in_flight is not None:
+                self._settle(in_flight[0], in_flight[1].result())
             self.commit_durable()
         except TooManyDeadLetters as exc:
             self.failure = exc
             log.error("profile consumer stopped: %s", exc)
             raise
         finally:
+            applying.shutdown(wait=True)
             self.consumer.close(autocommit=False, timeout_ms=CONSUMER_CLOSE_TIMEOUT_MS)
+
+    def _settle(self, records: Sequence[ConsumerRecord], durable: bool) -> bool:
+        """Once a batch is durable its offsets may be committed; False if it is not (the
+        consumer was stopped first)."""
+        if durable:
+            self._durable.update(offsets_to_commit(records))
+            self.schedule.processed()
+            self.batches += 1
+        return durable
 
     def commit_durable(self, partitions: Iterable[TopicPartition] | None = None) -> None:
         """Commits the offsets of the batches Redis holds (of `partitions` only, if given)."""
@@ -301,16 +354,17 @@ class ProfileConsumer:
             return []
         return [record for batch in polled.values() for record in batch]
 
-    def _process_until_durable(self, records: Sequence[ConsumerRecord],
-                               stop: threading.Event) -> bool:
-        """Process the batch, retrying while Redis or Kafka is down; False if stopped."""
+    def _apply_until_durable(self, batch: PreparedBatch, stop: threading.Event,
+                             started: float) -> bool:
+        """Applies the batch, retrying while Redis or Kafka is down; False if stopped."""
         while True:
             try:
-                self.processor.process(records)
+                self.processor.apply(batch)
+                self.metrics.batch_seconds.observe(time.perf_counter() - started)
                 return True
             except UnavailableError as exc:
                 self.metrics.store_retries.inc()
-                log.warning("batch of %d not durable yet (%s); retrying", len(records), exc)
+                log.warning("batch of %d not durable yet (%s); retrying", len(batch.records), exc)
                 if stop.wait(self.retry_backoff_s):
                     return False
 
