@@ -3,8 +3,8 @@
     poll -> decode (pure) -> dead-letter (limit, then produce) -> apply (Lua, pipelined)
          -> link identities -> commit last processed offset + 1 per partition
 
-For a large batch, the steps from dead-letter to link run in a worker thread while the loop
-polls and decodes the next batch; one batch is in flight at a time.
+For a full poll (a backlog), the steps from dead-letter to link run in a worker thread while
+the loop polls and decodes the next batch; one batch is in flight at a time.
 
 Delivery is at least once: offsets are committed only after Redis (and the dead-letter topic)
 hold the batch, at most every `KAFKA_CONSUMER_COMMIT_INTERVAL_MS` while records keep coming
@@ -47,11 +47,6 @@ from shared.touchpoints import TouchpointCatalog
 log = logging.getLogger(__name__)
 
 DEAD_LETTER_SOURCE = "profiles"
-# Batches of at least this many records are applied by a worker thread while the next one is
-# polled and decoded (127,745 events folded alone: 8,001 against 7,413 events/s, means of seven
-# alternating pairs). Smaller ones, a steady trickle of a dozen records per poll, are applied
-# inline: there the thread handoff cost about 7% more CPU per event than it saved.
-OVERLAPPED_BATCH = 100
 
 
 class TooManyDeadLetters(TouchpointError):
@@ -279,9 +274,15 @@ class ProfileConsumer:
         self.batches = 0
         self.schedule = CommitSchedule(commit_interval_s)
         self._durable: dict[TopicPartition, OffsetAndMetadata] = {}
+        # A full poll means a backlog: that batch is applied by a worker thread while the next
+        # one is polled and decoded (127,745 events folded alone: 8,001 against 7,413 events/s,
+        # means of seven alternating pairs). A partial poll, a steady trickle of a dozen
+        # records, is applied inline: there the thread handoff cost more CPU than it saved, and
+        # on two busy cores the overlap has no idle core to use.
+        self.full_poll = int(consumer.config.get("max_poll_records") or 500)
 
     def run(self, stop: threading.Event) -> None:
-        """Polls and decodes the next batch while a large one is applied in Redis by a worker
+        """Polls and decodes the next batch while a full one is applied in Redis by a worker
         thread (waiting on Redis releases the interpreter): one batch in flight at a time,
         made durable before its offsets may be committed."""
         self.consumer.subscribe(self.topics, listener=CommitBeforeRevoke(self.commit_durable))
@@ -303,7 +304,7 @@ class ProfileConsumer:
                         break
                 if prepared is not None:
                     started = time.perf_counter()
-                    if len(records) >= OVERLAPPED_BATCH:
+                    if len(records) >= self.full_poll:
                         in_flight = (records, applying.submit(
                             self._apply_until_durable, prepared, stop, started))
                     elif not self._settle(records,
