@@ -1,9 +1,12 @@
-"""The memory breakdown of the benchmark against a real Redis: every key counted once, in its
-family."""
+"""The memory breakdown of the benchmark against a real Redis (every key counted once, in its
+family), and when the memory target counts as met."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from services.bench.history_load import memory_by_family
+from services.bench.scenarios import Context, Plan, memory_per_customer
 from services.profiles.fold import event_delta
 from services.profiles.store import ProfileStore
 from shared.touchpoints import load_catalog
@@ -31,3 +34,19 @@ def test_every_key_of_the_namespace_is_counted_in_its_family(redis_client, setti
                    for i in range(3))
     assert families["customer profiles"]["bytes_per_customer"] == round(profiles / 2, 1)
     assert next(iter(families)) == "customer profiles"  # largest first
+
+
+def _memory_outcome(loaded: int, planned: int, per_customer: float):
+    plan = Plan(customers=planned)
+    load = {"customers": loaded, "events": loaded * 12,
+            "memory": {"bytes_per_customer": per_customer, "divided_by": loaded,
+                       "complete": True, "used_memory_delta": int(per_customer * loaded)}}
+    return memory_per_customer(Context(None, plan, datetime.now(UTC), {}), load)
+
+
+def test_memory_target_is_met_only_on_the_full_population():
+    assert _memory_outcome(100_000, 100_000, 2_022).met is True
+    assert _memory_outcome(100_000, 100_000, 2_100).met is False
+    short = _memory_outcome(94_015, 100_000, 2_030)
+    assert short.met is False
+    assert "only 94,015 of 100,000 customers loaded" in short.result
