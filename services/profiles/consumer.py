@@ -336,7 +336,11 @@ class ProfileConsumer:
     def commit_durable(self, partitions: Iterable[TopicPartition] | None = None) -> None:
         """Commits the offsets of the batches Redis holds (of `partitions` only, if given)."""
         if partitions is None:
-            offsets, self._durable = self._durable, {}
+            # A batch that was in flight through a rebalance may hold partitions now owned by
+            # another member: their offsets are its to commit.
+            owned = self.consumer.assignment()
+            offsets = {tp: o for tp, o in self._durable.items() if tp in owned}
+            self._durable = {}
             self.schedule.committed()
         else:
             offsets = {tp: self._durable.pop(tp) for tp in partitions if tp in self._durable}
