@@ -20,6 +20,7 @@ import redis
 from redis.commands.core import Script
 
 from services.profiles.fold import (
+    DEDUPE_ID_BYTES,
     WIDE_DEDUPE_ID_BYTES,
     Delta,
     FoldedProfile,
@@ -49,11 +50,14 @@ def unpack_stored(packed: bytes) -> tuple[dict[str, Any], list[bytes], list[str]
     was written by an earlier version, which kept the timeline in a list key)."""
     raw = msgpack.unpackb(packed, raw=False, unicode_errors="surrogateescape",
                           strict_map_key=False)
-    ring, wide = raw.pop("si", ""), raw.pop("sn", None)  # sn: 8-byte ids, earlier versions
+    # `si` first, as the scripts read it; `sn` held 8-byte ids in earlier versions.
+    ring, width = raw.pop("si", None), DEDUPE_ID_BYTES
+    wide = raw.pop("sn", None)
+    if ring is None:
+        ring, width = wide or b"", WIDE_DEDUPE_ID_BYTES
     text = raw.pop("tl", None)
-    stored = ring if wide is None else wide
-    ring_bytes = stored.encode("utf-8", "surrogateescape") if isinstance(stored, str) else stored
-    seen = ring_ids(ring_bytes) if wide is None else ring_ids(ring_bytes, WIDE_DEDUPE_ID_BYTES)
+    ring_bytes = ring.encode("utf-8", "surrogateescape") if isinstance(ring, str) else ring
+    seen = ring_ids(ring_bytes, width)
     timeline = None if text is None else [line for line in text.split("\n") if line]
     return normalize_state(raw), seen, timeline
 

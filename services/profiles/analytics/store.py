@@ -20,7 +20,7 @@ from redis.commands.core import Script
 
 from services.profiles.analytics import keys
 from services.profiles.analytics.facts import DecisionFacts, EventFacts
-from services.profiles.fold import WIDE_DEDUPE_ID_BYTES, dedupe_id, ring_ids
+from services.profiles.fold import DEDUPE_ID_BYTES, WIDE_DEDUPE_ID_BYTES, dedupe_id, ring_ids
 from shared.errors import StoreUnavailableError
 
 DAY_MS = 86_400_000
@@ -292,8 +292,8 @@ def read_customer_state(client: redis.Redis, namespace: str, subject: str) -> Cu
     stored = {k.decode(): v.decode() if isinstance(v, bytes) else v for k, v in raw.items()}
     return CustomerState(
         fields=_script_fields(stored) if version else _upgraded_fields(stored),
-        event_ids=ring_ids(ring) if version == STATE_VERSION
-        else ring_ids(ring, WIDE_DEDUPE_ID_BYTES),
+        event_ids=ring_ids(
+            ring, DEDUPE_ID_BYTES if version == STATE_VERSION else WIDE_DEDUPE_ID_BYTES),
         touches=[_touch(t.decode(), 36 if version else 10) for t in touches],
         version=version,
     )

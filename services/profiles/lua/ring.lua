@@ -1,6 +1,7 @@
 -- Shared by the profile and analytics scripts.
 -- The dedupe ring: 6-byte ids, oldest first, at most `cap` of them.
 local ID_BYTES = 6
+local WIDE_ID_BYTES = 8  -- earlier versions
 local function ring_has(ring, id)
   local start = 1
   while true do
@@ -21,6 +22,6 @@ end
 local function ring_narrowed(wide)
   if not wide or wide == '' then return '' end
   local out = {}
-  for i = 1, #wide, 8 do out[#out + 1] = string.sub(wide, i, i + ID_BYTES - 1) end
+  for i = 1, #wide, WIDE_ID_BYTES do out[#out + 1] = string.sub(wide, i, i + ID_BYTES - 1) end
   return table.concat(out)
 end
