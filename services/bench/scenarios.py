@@ -250,6 +250,7 @@ def service_fold(ctx: Context, load: dict[str, Any]) -> Outcome:
 # A probe reads its profile again after 5 ms, then 1.5 times longer each time, up to 50 ms.
 PROBE_FIRST_PAUSE_S = 0.005
 PROBE_MAX_PAUSE_S = 0.05
+PROBE_LIMIT_S = 5.0
 
 
 def event_to_profile(ctx: Context) -> Outcome:
@@ -292,40 +293,54 @@ def event_to_profile(ctx: Context) -> Outcome:
     headers = {"Content-Type": "application/json", **ctx.system.auth_headers}
     poll_headers = ctx.system.auth_headers
     profile_idle: list[loadgen.Connection] = []
+    probing: set[asyncio.Task] = set()
+
+    async def probe(customer: str, intended: float) -> None:
+        reader = profile_idle.pop() if profile_idle else loadgen.Connection(profile.host,
+                                                                           profile.port)
+        try:
+            deadline = time.perf_counter() + PROBE_LIMIT_S
+            pause = PROBE_FIRST_PAUSE_S
+            while time.perf_counter() < deadline:
+                try:
+                    answer = await reader.request("GET", f"/v1/profiles/{customer}",
+                                                  headers=poll_headers)
+                except (OSError, loadgen.HttpError):
+                    reader.close()
+                    answer = None
+                if answer is not None and answer.status == 200:
+                    delays.append(time.perf_counter() - intended)
+                    return
+                # Backing off keeps the probes from loading the service they measure.
+                await asyncio.sleep(pause)
+                pause = min(pause * 1.5, PROBE_MAX_PAUSE_S)
+            missing.append(customer)
+        finally:
+            profile_idle.append(reader)
 
     async def action(index: int, intended: float, connection: loadgen.Connection) -> int:
         payload = loadgen.build_request("POST", "/v1/events", connection.host_header,
                                         bodies[index], headers)
         status = (await connection.send(payload)).status
         customer = probes.get(index)
-        if customer is None or status != 202:
-            return status
-        reader = profile_idle.pop() if profile_idle else loadgen.Connection(profile.host,
-                                                                           profile.port)
-        try:
-            deadline = time.perf_counter() + 5
-            pause = PROBE_FIRST_PAUSE_S
-            while time.perf_counter() < deadline:
-                answer = await reader.request("GET", f"/v1/profiles/{customer}",
-                                              headers=poll_headers)
-                if answer.status == 200:
-                    delays.append(time.perf_counter() - intended)
-                    return status
-                # Backing off keeps the probes from loading the service they measure.
-                await asyncio.sleep(pause)
-                pause = min(pause * 1.5, PROBE_MAX_PAUSE_S)
-            missing.append(customer)
-            return 599
-        finally:
-            profile_idle.append(reader)
+        if customer is not None and status == 202:
+            # Polled on a task of its own: the POST's latency is the POST's alone.
+            probing.add(asyncio.create_task(probe(customer, intended)))
+        return status
+
+    async def measured_run() -> RunResult:
+        run = await loadgen.open_loop(ingestion.host, ingestion.port, action, rate,
+                                      duration_s, timeout_s=8)
+        if probing:
+            await asyncio.wait(probing)
+        return run
 
     # The same load without probes first, unmeasured, as before the other fixed-rate runs.
     warm_bodies, _ = batches(int(rate * plan.warmup_s), "e2p-warm", 0)
     _warm_up(ingestion, post_action(ingestion, "/v1/events",
                                     lambda i: warm_bodies[i % len(warm_bodies)], headers),
              rate, plan.warmup_s)
-    run = loadgen.run(loadgen.open_loop(ingestion.host, ingestion.port, action, rate,
-                                        duration_s, timeout_s=8))
+    run = loadgen.run(measured_run())
     loadgen.run(loadgen.settle(ingestion.host, ingestion.port))
     run.items_per_request = plan.e2p_batch
     summary = LatencySummary.of(delays)
@@ -334,7 +349,8 @@ def event_to_profile(ctx: Context) -> Outcome:
         "event_to_profile", title,
         result=f"p50 {summary.p50_ms:.0f} ms, p99 {summary.p99_ms:.0f} ms at "
         f"{plan.e2p_events_per_s:,.0f} events/s ({summary.count} probes, {len(missing)} not "
-        f"visible in 5 s, {run.errors} errors)", value=summary.p99_ms, unit="ms p99",
+        f"visible in {PROBE_LIMIT_S:g} s, {run.errors} errors; POST p99 "
+        f"{run.latency().p99_ms:.0f} ms)", value=summary.p99_ms, unit="ms p99",
         target="p99 < 250 ms at 2,000 events/s", met=met,
         data={"ingest": run.to_dict(), "probes": summary.__dict__, "not_visible": len(missing),
               "poll_pause_ms": [PROBE_FIRST_PAUSE_S * 1000, PROBE_MAX_PAUSE_S * 1000]})
