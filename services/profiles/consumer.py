@@ -47,6 +47,11 @@ from shared.touchpoints import TouchpointCatalog
 log = logging.getLogger(__name__)
 
 DEAD_LETTER_SOURCE = "profiles"
+# Records written longer ago than this mean the consumer is behind: it then applies batches in
+# a worker thread while it polls on (see ProfileConsumer).
+CATCH_UP_AGE_MS = 100
+# While a batch is in flight, a poll waits at most this long before the loop checks on it.
+CATCH_UP_POLL_MS = 10
 
 
 class TooManyDeadLetters(TouchpointError):
@@ -78,6 +83,24 @@ def offsets_to_commit(records: Iterable[ConsumerRecord]) -> dict[TopicPartition,
         tp = TopicPartition(record.topic, record.partition)
         last[tp] = max(last.get(tp, -1), record.offset)
     return {tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in last.items()}
+
+
+def behind(records: Sequence[ConsumerRecord], now_ms: float | None = None) -> bool:
+    """Whether the oldest record was written more than CATCH_UP_AGE_MS ago."""
+    now_ms = time.time() * 1000 if now_ms is None else now_ms
+    return now_ms - min(record.timestamp for record in records) > CATCH_UP_AGE_MS
+
+
+def waiting_size(batches: Sequence[PreparedBatch]) -> int:
+    return sum(len(batch.records) for batch in batches)
+
+
+def merged(batches: Sequence[PreparedBatch]) -> PreparedBatch:
+    """Batches polled one after another as one, in the same order."""
+    if len(batches) == 1:
+        return batches[0]
+    return PreparedBatch([r for b in batches for r in b.records],
+                         [d for b in batches for d in b.decoded])
 
 
 @dataclass(frozen=True)
@@ -274,47 +297,52 @@ class ProfileConsumer:
         self.batches = 0
         self.schedule = CommitSchedule(commit_interval_s)
         self._durable: dict[TopicPartition, OffsetAndMetadata] = {}
-        # A full poll means a backlog: that batch is applied by a worker thread while the next
-        # one is polled and decoded (127,745 events folded alone: 8,001 against 7,413 events/s,
-        # means of seven alternating pairs). A partial poll, a steady trickle of a dozen
-        # records, is applied inline: there the thread handoff cost more CPU than it saved, and
-        # on two busy cores the overlap has no idle core to use.
+        # Behind (a full poll, or records older than CATCH_UP_AGE_MS), batches are applied by
+        # a worker thread while the loop polls on, and what it polls meanwhile is applied next,
+        # in one batch: the batches grow with the backlog. The embedded broker answers a fetch
+        # with one producer batch per partition, a dozen records at 2,000 events/s, so a
+        # consumer that polled and applied in turn could not catch up once behind. In step, a
+        # poll of a dozen fresh records is applied inline (no thread handoff).
         self.full_poll = int(consumer.config.get("max_poll_records") or 500)
 
     def run(self, stop: threading.Event) -> None:
-        """Polls and decodes the next batch while a full one is applied in Redis by a worker
-        thread (waiting on Redis releases the interpreter): one batch in flight at a time,
-        made durable before its offsets may be committed."""
+        """Polls and decodes while a batch is applied in Redis by a worker thread (waiting on
+        Redis releases the interpreter): one batch in flight at a time, made durable before its
+        offsets may be committed; batches are applied in the order they were polled."""
         self.consumer.subscribe(self.topics, listener=CommitBeforeRevoke(self.commit_durable))
         applying = ThreadPoolExecutor(max_workers=1, thread_name_prefix="profile-apply")
-        in_flight: tuple[Sequence[ConsumerRecord], Future[bool]] | None = None
+        in_flight: tuple[PreparedBatch, Future[bool]] | None = None
+        waiting: list[PreparedBatch] = []  # polled while a batch was in flight
         try:
             while not stop.is_set():
-                records = self._poll(stop)
+                records = self._poll(stop, CATCH_UP_POLL_MS if in_flight else None)
                 try:
-                    prepared = self.processor.prepare(records) if records else None
+                    if records:
+                        waiting.append(self.processor.prepare(records))
                 except TooManyDeadLetters:
                     if in_flight is not None:
-                        self._settle(in_flight[0], in_flight[1].result())
+                        self._settle(in_flight[0].records, in_flight[1].result())
                     self.commit_durable()
                     raise
-                if in_flight is not None:
+                if in_flight is not None and (in_flight[1].done() or not records
+                                              or waiting_size(waiting) >= self.full_poll):
                     done, in_flight = in_flight, None
-                    if not self._settle(done[0], done[1].result()):
+                    if not self._settle(done[0].records, done[1].result()):
                         break
-                if prepared is not None:
+                if in_flight is None and waiting:
+                    batch, waiting = merged(waiting), []
                     started = time.perf_counter()
-                    if len(records) >= self.full_poll:
-                        in_flight = (records, applying.submit(
-                            self._apply_until_durable, prepared, stop, started))
-                    elif not self._settle(records,
-                                          self._apply_until_durable(prepared, stop, started)):
+                    if len(batch.records) >= self.full_poll or behind(batch.records):
+                        in_flight = (batch, applying.submit(
+                            self._apply_until_durable, batch, stop, started))
+                    elif not self._settle(batch.records,
+                                          self._apply_until_durable(batch, stop, started)):
                         break
                 if self.schedule.due(bool(records)):
                     self.commit_durable()
                 self._observe_lag()
             if in_flight is not None:
-                self._settle(in_flight[0], in_flight[1].result())
+                self._settle(in_flight[0].records, in_flight[1].result())
             self.commit_durable()
         except TooManyDeadLetters as exc:
             self.failure = exc
@@ -347,9 +375,9 @@ class ProfileConsumer:
         if offsets:
             self._commit(offsets)
 
-    def _poll(self, stop: threading.Event) -> list[ConsumerRecord]:
+    def _poll(self, stop: threading.Event, timeout_ms: int | None = None) -> list[ConsumerRecord]:
         try:
-            polled = self.consumer.poll(timeout_ms=self.poll_timeout_ms)
+            polled = self.consumer.poll(timeout_ms=timeout_ms or self.poll_timeout_ms)
         except KafkaError as exc:
             # Group membership hiccups (a refused SyncGroup during a rebalance, a coordinator
             # moving) are worth a retry: the next poll rejoins the group.
