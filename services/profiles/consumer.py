@@ -3,8 +3,9 @@
     poll -> decode (pure) -> dead-letter (limit, then produce) -> apply (Lua, pipelined)
          -> link identities -> commit last processed offset + 1 per partition
 
-For a full poll (a backlog), the steps from dead-letter to link run in a worker thread while
-the loop polls and decodes the next batch; one batch is in flight at a time.
+When the consumer is behind, the steps from dead-letter to link run in a worker thread while
+the loop polls and decodes on; one batch is in flight at a time, and what was polled meanwhile
+is applied next as one batch.
 
 Delivery is at least once: offsets are committed only after Redis (and the dead-letter topic)
 hold the batch, at most every `KAFKA_CONSUMER_COMMIT_INTERVAL_MS` while records keep coming
@@ -321,13 +322,13 @@ class ProfileConsumer:
                         waiting.append(self.processor.prepare(records))
                 except TooManyDeadLetters:
                     if in_flight is not None:
-                        self._settle(in_flight[0].records, in_flight[1].result())
+                        self._settle(*in_flight)
                     self.commit_durable()
                     raise
                 if in_flight is not None and (in_flight[1].done() or not records
                                               or waiting_size(waiting) >= self.full_poll):
                     done, in_flight = in_flight, None
-                    if not self._settle(done[0].records, done[1].result()):
+                    if not self._settle(*done):
                         break
                 if in_flight is None and waiting:
                     batch, waiting = merged(waiting), []
@@ -335,14 +336,13 @@ class ProfileConsumer:
                     if len(batch.records) >= self.full_poll or behind(batch.records):
                         in_flight = (batch, applying.submit(
                             self._apply_until_durable, batch, stop, started))
-                    elif not self._settle(batch.records,
-                                          self._apply_until_durable(batch, stop, started)):
+                    elif not self._settle(batch, self._apply_until_durable(batch, stop, started)):
                         break
                 if self.schedule.due(bool(records)):
                     self.commit_durable()
                 self._observe_lag()
             if in_flight is not None:
-                self._settle(in_flight[0].records, in_flight[1].result())
+                self._settle(*in_flight)
             self.commit_durable()
         except TooManyDeadLetters as exc:
             self.failure = exc
@@ -352,11 +352,13 @@ class ProfileConsumer:
             applying.shutdown(wait=True)
             self.consumer.close(autocommit=False, timeout_ms=CONSUMER_CLOSE_TIMEOUT_MS)
 
-    def _settle(self, records: Sequence[ConsumerRecord], durable: bool) -> bool:
+    def _settle(self, batch: PreparedBatch, durable: bool | Future[bool]) -> bool:
         """Once a batch is durable its offsets may be committed; False if it is not (the
-        consumer was stopped first)."""
+        consumer was stopped first). `durable` may be the worker's future: waits for it."""
+        if isinstance(durable, Future):
+            durable = durable.result()
         if durable:
-            self._durable.update(offsets_to_commit(records))
+            self._durable.update(offsets_to_commit(batch.records))
             self.schedule.processed()
             self.batches += 1
         return durable
