@@ -12,7 +12,7 @@ import threading
 
 import redis
 
-from services.profiles.consumer import build_consumer
+from services.profiles.consumer import build_consumer, use_quick_thread_switches
 from services.profiles.metrics import ProfileMetrics
 from services.profiles.store import ProfileStore
 from services.streaming.publisher import KafkaPublisher
@@ -23,6 +23,7 @@ from shared.touchpoints import load_catalog
 
 def main() -> None:
     settings = load_settings()
+    use_quick_thread_switches()  # as the profile service's consumer processes do
     configure_logging("WARNING", "text")
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
     store = ProfileStore(client, settings.redis_namespace,

@@ -52,10 +52,15 @@ def _redis(settings: Settings) -> redis.Redis:
 def run_profile_consumer(settings: Settings, stop: threading.Event) -> int:
     """The profile consumer until `stop` is set; returns the process exit code."""
     from services.profiles.app import build_store
-    from services.profiles.consumer import TooManyDeadLetters, build_consumer
+    from services.profiles.consumer import (
+        TooManyDeadLetters,
+        build_consumer,
+        use_quick_thread_switches,
+    )
     from services.profiles.metrics import ProfileMetrics
     from services.streaming.publisher import KafkaPublisher
 
+    use_quick_thread_switches()  # this process runs nothing else
     client = _redis(settings)
     publisher = KafkaPublisher(settings)
     try:
