@@ -121,6 +121,11 @@ def _produce(settings: Settings, records: Iterator[Record], tick: Callable[[], N
     return sent
 
 
+# A fold's end is seen at most this late: its rate is under-stated by up to this much time
+# (0.5 s had cost up to 5% of a 10 s fold).
+FOLD_SAMPLE_EVERY_S = 0.1
+
+
 class GroupProgress:
     """Committed offsets of a consumer group (the profile group unless named) against the end
     of the touchpoint topic."""
@@ -190,7 +195,7 @@ class PacedFold:
         # After a stop, the records already sent are still folded (up to 60 s more).
         limit = max(self.deadline, time.monotonic() + 60) if self.gave_up else self.deadline
         while self.sample() < total and time.monotonic() < limit and self.alive():
-            time.sleep(0.5)
+            time.sleep(FOLD_SAMPLE_EVERY_S)
         self.group.close()
         moving = [(t, n) for t, n in self.samples if n > 0]
         last_time, last_done = self.samples[-1]
@@ -321,7 +326,7 @@ def wait_for_fold(settings: Settings, total: int, timeout_s: float,
                 progress.update(task, completed=done)
                 if done >= end:
                     break
-                time.sleep(0.5)
+                time.sleep(FOLD_SAMPLE_EVERY_S)
     finally:
         progress_reader.close()
     last_time, last_done = samples[-1] if samples else (0.0, 0)
@@ -343,4 +348,5 @@ def wait_for_fold(settings: Settings, total: int, timeout_s: float,
     folded = last_done - first_progress[1]
     return {"drained": True, "end_offsets": end, "records": total,
             "drain_s": round(elapsed, 2), "fold_events_per_s": round(folded / elapsed, 1),
-            "timeline": [(round(t - samples[0][0], 1), n) for t, n in samples[::4]]}
+            "timeline": [(round(t - samples[0][0], 1), n)
+                         for t, n in samples[::max(1, len(samples) // 60)]]}
