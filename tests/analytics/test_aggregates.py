@@ -436,6 +436,15 @@ def test_every_attribution_model_over_the_aggregates_equals_the_core(store):
                 result.revenue.get(channel, 0.0), abs=1e-6), (model, channel)
 
 
+def test_quiet_journeys_close_in_bounded_calls(store):
+    store.record([event(f"q{i}", 0, i, "ads.click") for i in range(5)], [], 1)
+    store.record([event("c9", 0, 24 * 9, "ads.click")], [], 1)  # time moves on
+    assert store.close_quiet_journeys(limit=2, max_calls=1) == 2
+    assert store.close_quiet_journeys(limit=2, max_calls=1) == 2
+    assert store.close_quiet_journeys(limit=2) == 1
+    assert store.close_quiet_journeys() == 0
+
+
 def test_quiet_journeys_close_as_non_converted_once_the_window_passed(store):
     store.record([event("c1", 0, 0, "ads.click"), event("c1", 1, 5, "email.click")], [], 1)
     assert store.close_quiet_journeys() == 0  # the latest event is c1's own

@@ -143,3 +143,31 @@ def test_a_full_batch_is_returned_without_waiting():
     analytics = consumer.AnalyticsConsumer(polls, None, None, "t", "d")
     assert len(analytics.poll_batch()[a]) == consumer.MAX_POLL_RECORDS
     assert len(polls.calls) == 1
+
+
+class ClosingStore:
+    """Answers `close_quiet_journeys` with the given counts; records each call."""
+
+    def __init__(self, counts):
+        self.counts = list(counts)
+        self.calls = []
+
+    def close_quiet_journeys(self, max_calls=None):
+        self.calls.append(max_calls)
+        return self.counts.pop(0)
+
+
+def test_a_backlog_of_quiet_journeys_is_closed_a_little_per_poll():
+    full = consumer.CLOSE_CALLS_PER_POLL * consumer.JOURNEYS_PER_SCRIPT
+    store = ClosingStore([full, full, 3, 0])
+    now = [1000.0]
+    analytics = consumer.AnalyticsConsumer(ScriptedPolls([]), store, None, "t", "d",
+                                           clock=lambda: now[0])
+    for _ in range(3):  # a full share each time means more are waiting: go on at once
+        analytics.step()
+    assert store.calls == [consumer.CLOSE_CALLS_PER_POLL] * 3
+    analytics.step()  # the backlog is gone: nothing until the next round is due
+    assert len(store.calls) == 3
+    now[0] += consumer.CLOSE_JOURNEYS_EVERY_S
+    analytics.step()
+    assert len(store.calls) == 4

@@ -31,7 +31,7 @@ from services.profiles.analytics.facts import (
     decision_facts,
     event_facts,
 )
-from services.profiles.analytics.store import AnalyticsStore
+from services.profiles.analytics.store import JOURNEYS_PER_SCRIPT, AnalyticsStore
 from services.streaming.commit_schedule import CommitBeforeRevoke, CommitSchedule
 from services.streaming.publisher import (
     CONSUMER_CLOSE_TIMEOUT_MS,
@@ -50,6 +50,9 @@ POLL_TIMEOUT_MS = 500
 MAX_POLL_RECORDS = 500
 BATCH_LINGER_S = 0.1
 CLOSE_JOURNEYS_EVERY_S = 5.0
+# Script calls per poll while quiet journeys remain: a backlog of thousands (after a
+# backfill) is closed over many polls instead of holding Redis for seconds in one go.
+CLOSE_CALLS_PER_POLL = 8
 RETRY_PAUSE_S = 1.0
 
 
@@ -74,6 +77,7 @@ class AnalyticsConsumer:
         self.applied = 0
         self.skipped = 0
         self._last_close = 0.0
+        self._closing = False  # quiet journeys were left for the next poll
         self.schedule = CommitSchedule(commit_interval_s)
 
     def decode(self, records) -> tuple[list[EventFacts], list[DecisionFacts]]:
@@ -128,13 +132,19 @@ class AnalyticsConsumer:
             self.schedule.processed()
         if self.schedule.due(bool(records)):
             self.commit_processed()
-        if now - self._last_close >= CLOSE_JOURNEYS_EVERY_S:
-            self._last_close = now
-            try:
-                self.store.close_quiet_journeys()
-            except StoreUnavailableError as exc:
-                log.warning("analytics could not close quiet journeys: %s", exc)
+        if self._closing or now - self._last_close >= CLOSE_JOURNEYS_EVERY_S:
+            self._close_some(now)
         return len(records)
+
+    def _close_some(self, now: float) -> None:
+        if not self._closing:
+            self._last_close = now
+        try:
+            closed = self.store.close_quiet_journeys(max_calls=CLOSE_CALLS_PER_POLL)
+        except StoreUnavailableError as exc:
+            log.warning("analytics could not close quiet journeys: %s", exc)
+            closed = 0
+        self._closing = closed == CLOSE_CALLS_PER_POLL * JOURNEYS_PER_SCRIPT
 
     def commit_processed(self) -> None:
         """Commits the positions of the last poll: every record before them is applied."""
