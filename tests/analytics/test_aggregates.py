@@ -438,11 +438,15 @@ def test_every_attribution_model_over_the_aggregates_equals_the_core(store):
 
 def test_quiet_journeys_close_in_bounded_calls(store):
     store.record([event(f"q{i}", 0, i, "ads.click") for i in range(5)], [], 1)
+    assert store.quiet_journeys_waiting() == 0
     store.record([event("c9", 0, 24 * 9, "ads.click")], [], 1)  # time moves on
+    assert store.quiet_journeys_waiting() == 5
     assert store.close_quiet_journeys(limit=2, max_calls=1) == 2
     assert store.close_quiet_journeys(limit=2, max_calls=1) == 2
+    assert store.quiet_journeys_waiting() == 1
     assert store.close_quiet_journeys(limit=2) == 1
     assert store.close_quiet_journeys() == 0
+    assert store.quiet_journeys_waiting() == 0
 
 
 def test_quiet_journeys_close_as_non_converted_once_the_window_passed(store):

@@ -163,11 +163,16 @@ def test_a_backlog_of_quiet_journeys_is_closed_a_little_per_poll():
     now = [1000.0]
     analytics = consumer.AnalyticsConsumer(ScriptedPolls([]), store, None, "t", "d",
                                            clock=lambda: now[0])
+    polls = analytics.kafka
     for _ in range(3):  # a full share each time means more are waiting: go on at once
         analytics.step()
     assert store.calls == [consumer.CLOSE_CALLS_PER_POLL] * 3
+    # while the backlog lasts, an idle poll waits briefly
+    assert [timeout for timeout, _ in polls.calls] == [
+        consumer.POLL_TIMEOUT_MS] + [consumer.CLOSING_POLL_TIMEOUT_MS] * 2
     analytics.step()  # the backlog is gone: nothing until the next round is due
     assert len(store.calls) == 3
+    assert polls.calls[-1][0] == consumer.POLL_TIMEOUT_MS
     now[0] += consumer.CLOSE_JOURNEYS_EVERY_S
     analytics.step()
-    assert len(store.calls) == 4
+    assert len(store.calls) == 4 and store.calls[-1] == consumer.CLOSE_CALLS_PER_POLL

@@ -53,6 +53,8 @@ CLOSE_JOURNEYS_EVERY_S = 5.0
 # Script calls per poll while quiet journeys remain: a backlog of thousands (after a
 # backfill) is closed over many polls instead of holding Redis for seconds in one go.
 CLOSE_CALLS_PER_POLL = 8
+# An idle poll waits this long instead of POLL_TIMEOUT_MS while such a backlog remains.
+CLOSING_POLL_TIMEOUT_MS = 50
 RETRY_PAUSE_S = 1.0
 
 
@@ -99,7 +101,8 @@ class AnalyticsConsumer:
     def poll_batch(self) -> dict:
         """Records by partition: once some arrive, waits up to BATCH_LINGER_S for a fuller
         batch, since one Lua call per 25 events shares their counter writes."""
-        batch = dict(self.kafka.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_POLL_RECORDS))
+        timeout_ms = CLOSING_POLL_TIMEOUT_MS if self._closing else POLL_TIMEOUT_MS
+        batch = dict(self.kafka.poll(timeout_ms=timeout_ms, max_records=MAX_POLL_RECORDS))
         count = sum(len(items) for items in batch.values())
         deadline = time.monotonic() + BATCH_LINGER_S
         while 0 < count < MAX_POLL_RECORDS:

@@ -111,16 +111,30 @@ class AnalyticsStore:
         except redis.RedisError as exc:
             raise StoreUnavailableError(f"analytics store: {exc}") from exc
 
+    def _quiet_cutoff(self) -> int | None:
+        watermark = int(self.client.get(keys.watermark_key(self.namespace)) or 0)
+        return watermark - self.config.window_ms if watermark else None
+
+    def quiet_journeys_waiting(self) -> int:
+        """Journeys quiet for longer than the window that are not closed yet."""
+        try:
+            cutoff = self._quiet_cutoff()
+            if cutoff is None:
+                return 0
+            return int(self.client.zcount(keys.open_journeys_key(self.namespace), "-inf",
+                                          f"({cutoff}"))
+        except redis.RedisError as exc:
+            raise StoreUnavailableError(f"analytics store: {exc}") from exc
+
     def close_quiet_journeys(self, limit: int = JOURNEYS_PER_SCRIPT,
                              max_calls: int | None = None) -> int:
         """Closes journeys quiet for longer than the window, by event time (the watermark),
         `limit` per script call so that Redis serves other clients in between; all of them,
         or at most `max_calls` calls' worth. Returns how many it closed."""
         try:
-            watermark = int(self.client.get(keys.watermark_key(self.namespace)) or 0)
-            if not watermark:
+            cutoff = self._quiet_cutoff()
+            if cutoff is None:
                 return 0
-            cutoff = watermark - self.config.window_ms
             closed, total, calls = limit, 0, 0
             while closed == limit and (max_calls is None or calls < max_calls):
                 closed = int(self._close(args=[self.prefix, cutoff, limit, self.config.ttl_s]))
