@@ -34,7 +34,7 @@ def produce_history(settings: Settings, now: datetime, customers: int,
 
     `pace(sent)` is called after every chunk of acknowledged records and may block: the
     embedded broker keeps only the latest ~12,500 records per partition, so a history larger
-    than that must be produced no faster than the consumer folds it. When `pace` answers
+    than that must be produced no faster than the consumers read it. When `pace` answers
     False the loading stops there (time budget spent).
     """
     simulator = dataset.history_simulator(now)
@@ -159,15 +159,18 @@ class GroupProgress:
 
 
 class PacedFold:
-    """Keeps the consumer's lag under `max_lag` while producing, and times the fold.
+    """Keeps the consumers' lag under `max_lag` while producing, and times the fold.
 
-    Samples (time, committed offsets) so that the fold rate runs from the first committed
-    progress to the last record, as `wait_for_fold` does.
+    Paces to the slowest of the profile group and `other_groups` (the analytics group): the
+    embedded broker drops what a group has not read in time. Samples the profile group's
+    (time, committed offsets) so that the fold rate runs from the first committed progress
+    to the last record, as `wait_for_fold` does.
     """
 
     def __init__(self, settings: Settings, max_lag: int = 30_000, timeout_s: float = 300,
-                 alive: Callable[[], bool] = lambda: True):
+                 alive: Callable[[], bool] = lambda: True, other_groups: tuple[str, ...] = ()):
         self.group = GroupProgress(settings)
+        self.others = [GroupProgress(settings, group) for group in other_groups]
         self.max_lag = max_lag
         self.deadline = time.monotonic() + timeout_s
         self.alive = alive
@@ -181,7 +184,7 @@ class PacedFold:
 
     def __call__(self, sent: int) -> bool:
         """Blocks while the consumer is too far behind; False once the time budget is spent."""
-        while sent - self.sample() > self.max_lag:
+        while sent - min([self.sample()] + [g.committed() for g in self.others]) > self.max_lag:
             if time.monotonic() > self.deadline or not self.alive():
                 self.gave_up = True
                 return False
@@ -196,7 +199,8 @@ class PacedFold:
         limit = max(self.deadline, time.monotonic() + 60) if self.gave_up else self.deadline
         while self.sample() < total and time.monotonic() < limit and self.alive():
             time.sleep(FOLD_SAMPLE_EVERY_S)
-        self.group.close()
+        for group in (self.group, *self.others):
+            group.close()
         moving = [(t, n) for t, n in self.samples if n > 0]
         last_time, last_done = self.samples[-1]
         if len(moving) < 2:
@@ -213,6 +217,29 @@ class PacedFold:
             result["reason"] = (f"consumer committed {last_done:,} of {total:,} records within "
                                 "the time limit")
         return result
+
+
+def wait_for_closed_journeys(settings: Settings, timeout_s: float,
+                             alive: Callable[[], bool]) -> dict[str, Any]:
+    """Waits until the analytics consumer closed every journey quiet for longer than the
+    window (it closes a backlog a little per poll); how many there were and how long it took."""
+    from services.profiles.analytics.api import build_reader
+
+    client = redis.Redis.from_url(settings.redis_url)
+    store = build_reader(settings, client).store
+    started = time.monotonic()
+    try:
+        first = waiting = store.quiet_journeys_waiting()
+        with _progress() as progress:
+            task = progress.add_task("analytics closing quiet journeys", total=first)
+            while waiting and time.monotonic() - started < timeout_s and alive():
+                time.sleep(FOLD_SAMPLE_EVERY_S)
+                waiting = store.quiet_journeys_waiting()
+                progress.update(task, completed=first - waiting)
+    finally:
+        client.close()
+    return {"quiet_journeys": first, "left": waiting,
+            "seconds": round(time.monotonic() - started, 1)}
 
 
 def used_memory(redis_url: str) -> int:

@@ -78,7 +78,7 @@ class Plan:
     batch_concurrency: int = 4
     closed_concurrency: int = 16
     dashboard_events: int = 1_000_000
-    fold_timeout_s: float = 300.0
+    fold_timeout_s: float = 600.0
     alone_customers: int = 10_000  # the one-process fold
     alone_runs: int = 3
     dashboard_timeout_s: float = 300.0

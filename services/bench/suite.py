@@ -89,7 +89,8 @@ def load_history(system: SystemUnderTest, plan: Plan, now: datetime, say) -> dic
         say(f"profile service up in {time.monotonic() - started:.1f} s; loading and folding "
             f"{plan.customers:,} customers' histories")
         pace = history_load.PacedFold(settings, timeout_s=plan.fold_timeout_s,
-                                      alive=lambda: system.pid("profile") is not None)
+                                      alive=lambda: system.pid("profile") is not None,
+                                      other_groups=(settings.analytics_consumer_group,))
     produced = history_load.produce_history(settings, now, plan.customers, pace)
     load: dict[str, Any] = {"customers": produced["customers"], "events": produced["events"],
                             "produce_s": produced["produce_s"]}
@@ -109,6 +110,12 @@ def load_history(system: SystemUnderTest, plan: Plan, now: datetime, say) -> dic
     analytics_started = time.monotonic()
     catch_up(system, say, timeout_s=plan.fold_timeout_s)
     load["analytics_catch_up_s"] = round(time.monotonic() - analytics_started, 1)
+    closing = history_load.wait_for_closed_journeys(
+        settings, plan.fold_timeout_s, alive=lambda: system.pid("profile") is not None)
+    load["analytics_closing"] = closing
+    if closing["quiet_journeys"]:
+        say(f"analytics closed {closing['quiet_journeys'] - closing['left']:,} of "
+            f"{closing['quiet_journeys']:,} quiet journeys in {closing['seconds']:.1f} s")
     if fold.get("fold_events_per_s"):
         memory_after = history_load.used_memory(settings.redis_url)
         subjects = history_load.count_profiles(settings)
