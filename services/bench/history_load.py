@@ -126,6 +126,11 @@ def _produce(settings: Settings, records: Iterator[Record], tick: Callable[[], N
 FOLD_SAMPLE_EVERY_S = 0.1
 
 
+def timeline(samples: list[tuple[float, int]]) -> list[tuple[float, int]]:
+    """About 60 of the (time, committed) samples, times from the first sample."""
+    return [(round(t - samples[0][0], 1), n) for t, n in samples[::max(1, len(samples) // 60)]]
+
+
 class GroupProgress:
     """Committed offsets of a consumer group (the profile group unless named) against the end
     of the touchpoint topic."""
@@ -183,7 +188,8 @@ class PacedFold:
         return done
 
     def __call__(self, sent: int) -> bool:
-        """Blocks while the consumer is too far behind; False once the time budget is spent."""
+        """Blocks while the slower group is too far behind; False once the time budget is
+        spent."""
         while sent - min([self.sample()] + [g.committed() for g in self.others]) > self.max_lag:
             if time.monotonic() > self.deadline or not self.alive():
                 self.gave_up = True
@@ -211,8 +217,7 @@ class PacedFold:
         result = {"drained": last_done >= total, "end_offsets": total, "records": total,
                   "committed": last_done, "drain_s": round(elapsed, 2),
                   "fold_events_per_s": rate,
-                  "timeline": [(round(t - self.samples[0][0], 1), n)
-                               for t, n in self.samples[::max(1, len(self.samples) // 60)]]}
+                  "timeline": timeline(self.samples)}
         if last_done < total:
             result["reason"] = (f"consumer committed {last_done:,} of {total:,} records within "
                                 "the time limit")
@@ -375,5 +380,4 @@ def wait_for_fold(settings: Settings, total: int, timeout_s: float,
     folded = last_done - first_progress[1]
     return {"drained": True, "end_offsets": end, "records": total,
             "drain_s": round(elapsed, 2), "fold_events_per_s": round(folded / elapsed, 1),
-            "timeline": [(round(t - samples[0][0], 1), n)
-                         for t, n in samples[::max(1, len(samples) // 60)]]}
+            "timeline": timeline(samples)}
